@@ -1,0 +1,62 @@
+"""The ``archive`` asset: read and validate the whole archive before any write."""
+
+
+import os
+from collections import Counter
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from event_pipeline import jobs
+from event_pipeline.assets.common import ARCHIVES, GROUP, recording_failure
+from event_pipeline.pipeline import ValidatedArchive, validate_archive
+from event_pipeline.problems import ImportFailed, Problem
+from event_pipeline.resources import DatabaseResource
+
+
+class ArchiveConfig(dg.Config):
+    path: str = Field(
+        default="",
+        description="Archive to import. Empty: the file this key was last imported from, "
+        "else <drop folder>/<key>.zip.",
+    )
+    force: bool = Field(default=False, description="Re-import even if the archive's bytes are unchanged.")
+
+
+def resolve_path(configured: str, key: str, last_known: str | None) -> str:
+    if configured:
+        return configured
+    if last_known:
+        return last_known
+    return str(Path(os.environ.get("EVENT_PIPELINE_DROP_DIR", "drop")) / f"{key}.zip")
+
+
+@dg.asset(partitions_def=ARCHIVES, group_name=GROUP)
+def archive(context: dg.AssetExecutionContext, config: ArchiveConfig, database: DatabaseResource) -> ValidatedArchive:
+    """The archive, read and normalised as a whole; every problem is reported at once."""
+    key = context.partition_key
+    engine = database.engine()
+    path = resolve_path(config.path, key, jobs.last_archive_path(engine, key))
+    jobs.open_job(engine, key=key, run_id=context.run_id, path=path, sha256=None)
+    context.log.info(f"importing {path} as {key!r} into {database.describe()}")
+    with recording_failure(engine, key, context.run_id):
+        if not Path(path).is_file():
+            raise ImportFailed([Problem(Path(path).name, None, None, f"archive not found: {path}")])
+        validated = validate_archive(engine, path, key, force=config.force)
+    kinds = Counter(w.file for w in validated.warnings)
+    context.log.info(
+        f"archive {key}: sha256 {validated.sha256[:12]}, "
+        + ("unchanged since the last import" if validated.unchanged else f"{len(validated.warnings)} warnings")
+    )
+    context.add_output_metadata(
+        {
+            "archive_path": path,
+            "archive_sha256": validated.sha256,
+            "unchanged": validated.unchanged,
+            "event_id": validated.target.event_id,
+            "warnings": len(validated.warnings),
+            "warnings_by_file": dg.MetadataValue.json(dict(kinds)),
+        }
+    )
+    return validated

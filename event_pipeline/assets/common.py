@@ -1,0 +1,52 @@
+"""What every import asset shares: the partitions, the group, failure recording."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import dagster as dg
+from sqlalchemy.engine import Engine
+
+from event_pipeline import jobs
+from event_pipeline.problems import ImportFailed, Problem
+
+GROUP = "event_import"
+
+# One partition per archive key (the file name without .zip), so every
+# archive has its own history in the UI.
+ARCHIVES = dg.DynamicPartitionsDefinition(name="archives")
+
+
+@contextlib.contextmanager
+def recording_failure(engine: Engine, key: str, run_id: str) -> Iterator[None]:
+    """Turn any exception into a FAILURE row in ``import_jobs`` and a clean Dagster failure."""
+    try:
+        yield
+    except dg.Failure:
+        raise  # already recorded where it was raised
+    except ImportFailed as exc:
+        jobs.record_failure(engine, key=key, run_id=run_id, error=str(exc), errors=exc.errors, warnings=exc.warnings)
+        raise failure(exc.errors, exc.warnings) from exc
+    except Exception as exc:
+        problem = Problem(None, None, None, f"{type(exc).__name__}: {_one_line(exc)}")
+        with contextlib.suppress(Exception):  # the database may be what failed
+            jobs.record_failure(engine, key=key, run_id=run_id, error=str(problem), errors=[problem], warnings=[])
+        raise
+
+
+def failure(errors: list[Problem], warnings: list[Problem]) -> dg.Failure:
+    exc = ImportFailed(errors, warnings)
+    return dg.Failure(
+        description=str(exc),
+        metadata={
+            "errors": dg.MetadataValue.json([e.as_dict() for e in errors]),
+            "warnings": dg.MetadataValue.json([w.as_dict() for w in warnings]),
+        },
+        allow_retries=False,
+    )
+
+
+def _one_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else ""

@@ -1,0 +1,37 @@
+"""The ``import_result`` asset: write every model's plan in one transaction."""
+
+
+import dagster as dg
+
+from event_pipeline.assets.common import ARCHIVES, GROUP, recording_failure
+from event_pipeline.catalog import MODELS
+from event_pipeline.pipeline import ValidatedArchive, publish_step
+from event_pipeline.resources import DatabaseResource
+
+
+@dg.asset(
+    ins={"archive": dg.AssetIn("archive"), **{spec.name: dg.AssetIn(spec.name) for spec in MODELS}},
+    partitions_def=ARCHIVES,
+    group_name=GROUP,
+)
+def import_result(context: dg.AssetExecutionContext, database: DatabaseResource, **inputs) -> dict:
+    """The imported event: all rows committed at once, and the result JSON."""
+    validated: ValidatedArchive = inputs.pop("archive")
+    engine = database.engine()
+    with recording_failure(engine, validated.key, context.run_id):
+        outcome = publish_step(engine, validated, inputs, context.run_id)
+    diff = outcome["diff"]
+    context.log.info(
+        f"published event {outcome['result']['id']} ({outcome['result']['event_name']}): "
+        f"{diff['created']} created, {diff['updated']} updated, {diff['deleted']} deleted, {diff['unchanged']} unchanged"
+    )
+    context.add_output_metadata(
+        {
+            "event_id": outcome["result"]["id"],
+            "url": dg.MetadataValue.url(outcome["result"]["url"]),
+            **{k: diff[k] for k in ("created", "updated", "deleted", "unchanged")},
+            "counts": dg.MetadataValue.json(outcome["counts"]),
+            "warnings": len(outcome["warnings"]),
+        }
+    )
+    return outcome

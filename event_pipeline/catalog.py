@@ -1,0 +1,176 @@
+"""The nine Open Event models, described once.
+
+Everything else (tables, assets, normalisation, loading, media) is generated
+from :data:`MODELS`. The order of the tuple is the reference server's import
+order; each model's ``refs`` name the models it points at, which become the
+asset dependencies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from event_pipeline import records
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A reference from one model's records to another model's ids."""
+
+    field: str  # canonical source field, e.g. "track"
+    target: str  # model name, e.g. "tracks"
+    column: str | None = None  # foreign-key column; None for a many-link
+    many: bool = False  # a list of references (session <-> speaker links)
+    inline_creates: bool = False  # an inline object for an unknown id becomes a record
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str  # asset name
+    table: str
+    record: type[records.Record]
+    files: tuple[str, ...]  # archive file names (".json" optional)
+    required_file: bool = False
+    label: str = "name"  # the field that identifies a record to a person
+    required: tuple[str, ...] = ()  # fields that must be present and valid
+    refs: tuple[Ref, ...] = ()
+    media: tuple[str, ...] = ()  # columns holding archive media paths
+    aliases: dict[str, str] = field(default_factory=dict)  # source key -> field
+    embedded_in_event: tuple[str, ...] = ()  # event keys that may hold the list
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self.record.model_fields)
+
+    @property
+    def fk_refs(self) -> tuple[Ref, ...]:
+        return tuple(r for r in self.refs if r.column)
+
+
+_TIMES = {"start_time": "starts_at", "end_time": "ends_at", "start": "starts_at", "end": "ends_at"}
+
+MODELS: tuple[ModelSpec, ...] = (
+    ModelSpec(
+        name="event",
+        table="events",
+        record=records.EventRecord,
+        files=("event",),
+        required_file=True,
+        required=("name",),
+        media=("logo_url", "original_image_url"),
+        aliases={
+            **_TIMES,
+            "logo": "logo_url",
+            "background_image": "original_image_url",
+            "background_url": "original_image_url",
+            "type": "event_type",
+            "event_url": "external_event_url",
+            "event_copyright": "copyright",
+            "call_for_papers": "speakers_call",
+            "has_session_speakers": "is_sessions_speakers_enabled",
+            "is_session_speakers_enabled": "is_sessions_speakers_enabled",
+        },
+    ),
+    ModelSpec(
+        name="social_links",
+        table="social_links",
+        record=records.SocialLinkRecord,
+        files=("social_links",),
+        aliases={"url": "link"},
+        embedded_in_event=("social_links",),
+    ),
+    ModelSpec(
+        name="custom_forms",
+        table="custom_forms",
+        record=records.CustomFormRecord,
+        files=("forms", "custom_forms"),
+        label="id",
+    ),
+    ModelSpec(
+        name="microlocations",
+        table="microlocations",
+        record=records.MicrolocationRecord,
+        files=("microlocations",),
+    ),
+    ModelSpec(
+        name="sponsors",
+        table="sponsors",
+        record=records.SponsorRecord,
+        files=("sponsors",),
+        media=("logo_url",),
+        aliases={"logo": "logo_url", "type": "sponsor_type"},
+    ),
+    ModelSpec(
+        name="speakers",
+        table="speakers",
+        record=records.SpeakerRecord,
+        files=("speakers",),
+        media=("photo_url",),
+        refs=(Ref("sessions", "sessions", many=True),),
+        aliases={"photo": "photo_url", "featured": "is_featured"},
+    ),
+    ModelSpec(
+        name="tracks",
+        table="tracks",
+        record=records.TrackRecord,
+        files=("tracks",),
+        media=("track_image_url",),
+        aliases={"image_url": "track_image_url", "track_image": "track_image_url"},
+    ),
+    ModelSpec(
+        name="session_types",
+        table="session_types",
+        record=records.SessionTypeRecord,
+        files=("session_types",),
+        aliases={"duration": "length"},
+    ),
+    ModelSpec(
+        name="sessions",
+        table="sessions",
+        record=records.SessionRecord,
+        files=("sessions",),
+        label="title",
+        refs=(
+            Ref("track", "tracks", column="track_id"),
+            Ref("microlocation", "microlocations", column="microlocation_id"),
+            Ref("session_type", "session_types", column="session_type_id", inline_creates=True),
+            Ref("speakers", "speakers", many=True),
+        ),
+        media=("slides_url", "audio_url", "video_url"),
+        aliases={
+            **_TIMES,
+            "slides": "slides_url",
+            "audio": "audio_url",
+            "video": "video_url",
+            "type": "session_type",
+            "format": "session_type",
+            "room": "microlocation",
+        },
+    ),
+)
+
+BY_NAME: dict[str, ModelSpec] = {m.name: m for m in MODELS}
+CHILD_MODELS: tuple[ModelSpec, ...] = MODELS[1:]
+EVENT = BY_NAME["event"]
+
+# Files every archive may carry besides the models; read, not warned about.
+KNOWN_AUXILIARY_FILES = ("meta",)
+MEDIA_FOLDERS = ("images", "audios", "audio", "videos", "video", "slides")
+
+# The link table between sessions and speakers, filled from both sides.
+LINK_TABLE = "session_speakers"
+
+
+def link_refs() -> list[tuple[ModelSpec, Ref]]:
+    """The many-references that become rows of the session/speaker link table."""
+    return [(m, r) for m in MODELS for r in m.refs if r.many]
+
+
+def upstream(spec: ModelSpec) -> list[str]:
+    """Models whose id maps ``spec`` needs as inputs (foreign keys, links).
+
+    The link table is written with the sessions, so a speaker's ``sessions``
+    list does not make speakers depend on sessions.
+    """
+    names = [r.target for r in spec.refs if r.target != "sessions"]
+    return list(dict.fromkeys(names))

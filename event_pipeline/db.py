@@ -1,0 +1,47 @@
+"""Engines for SQLite and PostgreSQL URLs, created once per URL per process."""
+
+from __future__ import annotations
+
+import functools
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+
+from event_pipeline.schema import ensure_schema
+
+
+def normalise_url(url: str) -> str:
+    """Plain ``postgresql://`` URLs use psycopg 3, the driver this project installs."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def safe_url(url: str) -> str:
+    """The URL as it may appear in logs and results: no password."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@functools.lru_cache(maxsize=16)
+def get_engine(url: str, create_schema: bool = True) -> Engine:
+    """An engine for ``url``; the schema is created on first use unless told not to."""
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 60})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # noqa: ANN001
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.close()
+    else:
+        engine = sa.create_engine(url, pool_pre_ping=True)
+    if create_schema:
+        ensure_schema(engine)
+    return engine
+
+
+def has_schema(engine: Engine) -> bool:
+    return sa.inspect(engine).has_table("events")

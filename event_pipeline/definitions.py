@@ -1,0 +1,26 @@
+"""The Dagster code location: assets, the import job, resources."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from event_pipeline.assets import ARCHIVES, GROUP, IMPORT_ASSETS
+from event_pipeline.resources import DatabaseResource
+
+IMPORT_JOB_NAME = "import_archive"
+
+# In-process: the multiprocess executor costs about 2 s per step here, more
+# than a whole import; the steps also share the database engine this way.
+import_job = dg.define_asset_job(
+    IMPORT_JOB_NAME,
+    selection=dg.AssetSelection.groups(GROUP),
+    partitions_def=ARCHIVES,
+    executor_def=dg.in_process_executor,
+    description="Import one Open Event archive (partition = archive key).",
+)
+
+defs = dg.Definitions(
+    assets=IMPORT_ASSETS,
+    jobs=[import_job],
+    resources={"database": DatabaseResource()},
+)

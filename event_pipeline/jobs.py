@@ -1,0 +1,70 @@
+"""The ``import_jobs`` table: one row per run, whoever started it.
+
+A row is opened as RUNNING when the archive has been read, and closed as
+SUCCESS inside the import's own transaction (so SUCCESS and the data commit
+together) or as FAILURE after a rollback.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from event_pipeline.problems import Problem
+from event_pipeline.schema import import_jobs
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def open_job(engine: Engine, *, key: str, run_id: str, path: str | None, sha256: str | None) -> None:
+    """Record that ``run_id`` started importing ``key`` (idempotent per run)."""
+    with engine.begin() as conn:
+        exists = conn.execute(sa.select(import_jobs.c.id).where(import_jobs.c.run_id == run_id)).first()
+        if exists:
+            conn.execute(
+                import_jobs.update()
+                .where(import_jobs.c.run_id == run_id)
+                .values(state="RUNNING", archive_path=path, archive_sha256=sha256)
+            )
+        else:
+            conn.execute(
+                import_jobs.insert().values(
+                    key=key, run_id=run_id, archive_path=path, archive_sha256=sha256, state="RUNNING", started_at=_now()
+                )
+            )
+
+
+def close_job(conn: Connection, *, key: str, run_id: str, state: str, **values: Any) -> None:
+    """Close the run's row (creating it if the run never opened one, e.g. a re-execution)."""
+    values = {"state": state, "finished_at": _now(), **values}
+    updated = conn.execute(import_jobs.update().where(import_jobs.c.run_id == run_id).values(**values)).rowcount
+    if not updated:
+        conn.execute(import_jobs.insert().values(key=key, run_id=run_id, started_at=_now(), **values))
+
+
+def record_failure(
+    engine: Engine, *, key: str, run_id: str, error: str, errors: list[Problem], warnings: list[Problem],
+    path: str | None = None, sha256: str | None = None,
+) -> None:
+    extra = {k: v for k, v in (("archive_path", path), ("archive_sha256", sha256)) if v is not None}
+    with engine.begin() as conn:
+        close_job(
+            conn, key=key, run_id=run_id, state="FAILURE", error=error,
+            errors=[e.as_dict() for e in errors], warnings=[w.as_dict() for w in warnings], **extra,
+        )
+
+
+def last_archive_path(engine: Engine, key: str) -> str | None:
+    """The file a key was last imported from, for re-imports launched without a path."""
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(import_jobs.c.archive_path)
+            .where(import_jobs.c.key == key, import_jobs.c.archive_path.is_not(None))
+            .order_by(import_jobs.c.id.desc())
+            .limit(1)
+        ).scalar()

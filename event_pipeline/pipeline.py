@@ -1,0 +1,140 @@
+"""The import as three plain steps the Dagster assets call.
+
+1. :func:`validate_archive`: read and normalise the whole archive; any error
+   stops the import before a single write.
+2. :func:`plan_step`: one model's id map and planned writes (one per asset).
+3. :func:`publish_step`: every plan in one transaction, with the SUCCESS row
+   of ``import_jobs``.
+
+Kept free of Dagster so they can be tested and reused (``validate`` command).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from event_pipeline import jobs, result
+from event_pipeline.archive import read_archive
+from event_pipeline.catalog import EVENT, LINK_TABLE, MODELS, ModelSpec
+from event_pipeline.load import publish
+from event_pipeline.normalise import Normalised, normalise
+from event_pipeline.plan import EventTarget, ModelPlan, event_target, plan_event, plan_links, plan_model
+from event_pipeline.problems import ImportFailed, Problem
+from event_pipeline.schema import TABLES, events
+
+
+@dataclass
+class ValidatedArchive:
+    """The ``archive`` asset's output: a checked archive and where it goes."""
+
+    key: str
+    path: str
+    sha256: str
+    target: EventTarget
+    unchanged: bool  # same bytes as the last successful import: nothing to do
+    normalised: Normalised | None
+    warnings: list[Problem]
+
+    def records(self, spec: ModelSpec) -> list:
+        return self.normalised.records.get(spec.name, []) if self.normalised else []
+
+
+def key_for(path: str | Path) -> str:
+    return Path(path).name.removesuffix(".zip").removesuffix(".ZIP")
+
+
+def validate_archive(
+    engine: Engine, path: str | Path, key: str, *, force: bool = False, reserve: bool = True
+) -> ValidatedArchive:
+    """Read, normalise and cross-check the archive. Raises ImportFailed listing every error."""
+    archive = read_archive(path)
+    if archive.problems.errors:
+        raise ImportFailed(archive.problems.errors, archive.problems.warnings)
+    target = event_target(engine, key, reserve=reserve)
+    if not force and target.previous_sha256 == archive.sha256:
+        return ValidatedArchive(key, str(path), archive.sha256, target, True, None, [])
+    normalised = normalise(archive)
+    if normalised.problems.errors:
+        raise ImportFailed(normalised.problems.errors, normalised.problems.warnings)
+    return ValidatedArchive(
+        key, str(path), archive.sha256, target, False, normalised, normalised.problems.warnings
+    )
+
+
+def _unchanged_plan(engine: Engine, spec: ModelSpec, event_id: int) -> ModelPlan:
+    """The id map of an event whose archive has not changed, read back from its rows."""
+    table = TABLES[spec.name]
+    owner = table.c.id if spec is EVENT else table.c.event_id
+    query = sa.select(table.c.source_id, table.c.source_key, table.c.id).where(owner == event_id)
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    id_map = {source_id: id_ for source_id, source_key, id_ in rows if source_id == source_key}
+    return ModelPlan(spec.name, event_id, id_map, unchanged=len(rows))
+
+
+def plan_step(
+    engine: Engine, spec: ModelSpec, validated: ValidatedArchive, maps: dict[str, dict[str, int]],
+    *, reserve: bool = True,
+) -> ModelPlan:
+    """Plan one model; ``maps`` holds the id maps of the models it references."""
+    target = validated.target
+    if validated.unchanged:
+        return _unchanged_plan(engine, spec, target.event_id)
+    if spec is EVENT:
+        return plan_event(target, validated.normalised.event, validated.key)
+    plan = plan_model(
+        engine, spec, validated.records(spec), target.event_id, maps, is_new_event=target.is_new, reserve=reserve
+    )
+    if spec.name == "sessions":
+        wanted, plan.links_add, plan.links_remove = plan_links(
+            engine, target.event_id, validated.normalised.links, plan.id_map, maps["speakers"]
+        )
+        plan.links_total = len(wanted)
+    return plan
+
+
+def summarise(plans: dict[str, ModelPlan]) -> tuple[dict[str, int], dict[str, Any]]:
+    """Row counts per table and the diff (totals and per model)."""
+    counts = {spec.table: plans[spec.name].count for spec in MODELS}
+    sessions = plans["sessions"]
+    counts[LINK_TABLE] = sessions.links_total
+    by_model = {spec.name: plans[spec.name].diff() for spec in MODELS}
+    diff: dict[str, Any] = {k: sum(d[k] for d in by_model.values()) for k in ("created", "updated", "deleted", "unchanged")}
+    diff["links"] = {"added": len(sessions.links_add), "removed": len(sessions.links_remove)}
+    diff["by_model"] = by_model
+    return counts, diff
+
+
+def publish_step(
+    engine: Engine,
+    validated: ValidatedArchive,
+    plans: dict[str, ModelPlan],
+    run_id: str,
+    *,
+    before_commit: Callable[[Connection], None] | None = None,
+) -> dict[str, Any]:
+    """Write every plan and the SUCCESS job row in one transaction; return the result JSON."""
+    counts, diff = summarise(plans)
+    event_id = validated.target.event_id
+    with engine.begin() as conn:
+        if not validated.unchanged:
+            publish(conn, plans, validated.sha256, before_commit=before_commit)
+        name, identifier = conn.execute(
+            sa.select(events.c.name, events.c.identifier).where(events.c.id == event_id)
+        ).one()
+        outcome = result.success(
+            event_name=name, event_id=event_id, identifier=identifier, key=validated.key, counts=counts,
+            diff=diff, warnings=validated.warnings, unchanged_archive=validated.unchanged,
+        )
+        jobs.close_job(
+            conn, key=validated.key, run_id=run_id, state="SUCCESS", event_id=event_id,
+            archive_path=validated.path, archive_sha256=validated.sha256, result=outcome["result"],
+            counts=counts, diff=diff, warnings=outcome["warnings"],
+        )
+    return outcome

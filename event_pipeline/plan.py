@@ -1,0 +1,177 @@
+"""Planning one model's writes: the id map, and what to insert, update, delete.
+
+A plan is computed from the normalised records, the id maps of the models
+they reference and the rows the event already has; it reads the database
+but writes nothing (ids are reserved, see ``ids.py``). Rows are matched by
+``source_key``, and a content hash tells unchanged rows from changed ones,
+so the whole diff is one pass over the records: linear in their number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from event_pipeline.catalog import EVENT, ModelSpec
+from event_pipeline.ids import reserve_ids
+from event_pipeline.normalise import NormRecord
+from event_pipeline.schema import TABLES, events, session_speakers
+
+
+@dataclass
+class ModelPlan:
+    """A model asset's output: its id map, and the writes that realise it."""
+
+    model: str
+    event_id: int
+    id_map: dict[str, int]  # source id -> database id (the first record with that id)
+    inserts: list[dict[str, Any]] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    delete_ids: list[int] = field(default_factory=list)
+    unchanged: int = 0
+    links_add: list[tuple[int, int]] = field(default_factory=list)  # (session_id, speaker_id)
+    links_remove: list[tuple[int, int]] = field(default_factory=list)
+    links_total: int = 0
+    expected_revision: int | None = None  # events only: optimistic concurrency check
+
+    @property
+    def count(self) -> int:
+        return len(self.inserts) + len(self.updates) + self.unchanged
+
+    def diff(self) -> dict[str, int]:
+        return {
+            "created": len(self.inserts),
+            "updated": len(self.updates),
+            "deleted": len(self.delete_ids),
+            "unchanged": self.unchanged,
+        }
+
+
+def content_hash(row: dict[str, Any]) -> str:
+    payload = json.dumps(row, sort_keys=True, default=str, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha1(payload.encode("utf-8")).hexdigest()
+
+
+def _row(spec: ModelSpec, record: NormRecord, maps: dict[str, dict[str, int]]) -> dict[str, Any]:
+    row = dict(record.values)
+    for ref in spec.fk_refs:
+        target = record.refs.get(ref.field)
+        row[ref.column] = maps[ref.target].get(target) if target is not None else None
+    row["extra"] = record.extra
+    row["source_id"] = record.source_id
+    row["source_key"] = record.source_key
+    return row
+
+
+def _existing(engine: Engine, table: sa.Table, event_id: int | None) -> dict[str, tuple[int, str]]:
+    if event_id is None:
+        return {}
+    query = sa.select(table.c.source_key, table.c.id, table.c.content_hash)
+    query = query.where((table.c.id if table is events else table.c.event_id) == event_id)
+    with engine.connect() as conn:
+        return {key: (id_, hash_) for key, id_, hash_ in conn.execute(query)}
+
+
+def plan_model(
+    engine: Engine,
+    spec: ModelSpec,
+    records: list[NormRecord],
+    event_id: int,
+    maps: dict[str, dict[str, int]],
+    *,
+    is_new_event: bool = False,
+    reserve: bool = True,
+) -> ModelPlan:
+    """Plan the rows of one child model for ``event_id``."""
+    table = TABLES[spec.name]
+    existing = {} if is_new_event else _existing(engine, table, event_id)
+    plan = ModelPlan(spec.name, event_id, {})
+    new_rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for record in records:
+        row = _row(spec, record, maps)
+        row["content_hash"] = content_hash(row)
+        row["event_id"] = event_id
+        seen.add(record.source_key)
+        current = existing.get(record.source_key)
+        if current is None:
+            new_rows.append(row)
+            continue
+        row["id"] = current[0]
+        if current[1] == row["content_hash"]:
+            plan.unchanged += 1
+        else:
+            plan.updates.append(row)
+        if record.source_key == record.source_id:
+            plan.id_map[record.source_id] = row["id"]
+    new_ids = reserve_ids(engine, table.name, len(new_rows)) if reserve else range(-1, -len(new_rows) - 1, -1)
+    for row, new_id in zip(new_rows, new_ids, strict=True):
+        row["id"] = new_id
+        plan.inserts.append(row)
+        if row["source_key"] == row["source_id"]:
+            plan.id_map[row["source_id"]] = new_id
+    plan.delete_ids = [id_ for key, (id_, _) in existing.items() if key not in seen]
+    return plan
+
+
+@dataclass(frozen=True)
+class EventTarget:
+    """Which events row an import writes: the key's existing event, or a new one."""
+
+    event_id: int
+    is_new: bool
+    identifier: str
+    revision: int
+    previous_sha256: str | None
+    content_hash: str | None
+
+
+def event_target(engine: Engine, key: str, *, reserve: bool = True) -> EventTarget:
+    with engine.connect() as conn:
+        found = conn.execute(
+            sa.select(
+                events.c.id, events.c.identifier, events.c.revision, events.c.archive_sha256, events.c.content_hash
+            ).where(events.c.import_key == key)
+        ).first()
+    if found:
+        return EventTarget(found.id, False, found.identifier, found.revision, found.archive_sha256, found.content_hash)
+    new_id = reserve_ids(engine, events.name, 1)[0] if reserve else -1  # a dry run reserves nothing
+    return EventTarget(new_id, True, secrets.token_hex(4), 0, None, None)
+
+
+def plan_event(target: EventTarget, record: NormRecord, key: str) -> ModelPlan:
+    """The event row; its revision and archive hash are moved on at publish time."""
+    row = _row(EVENT, record, {})
+    row["content_hash"] = content_hash(row)
+    row.update(id=target.event_id, import_key=key, identifier=target.identifier)
+    plan = ModelPlan(EVENT.name, target.event_id, {record.source_id: target.event_id})
+    plan.expected_revision = target.revision
+    if target.is_new:
+        plan.inserts.append({**row, "revision": 0, "archive_sha256": ""})
+    elif target.content_hash != row["content_hash"]:
+        plan.updates.append(row)
+    else:
+        plan.unchanged = 1
+    return plan
+
+
+def plan_links(
+    engine: Engine, event_id: int, links: list[tuple[str, str]], sessions: dict[str, int], speakers: dict[str, int]
+) -> tuple[set[tuple[int, int]], list[tuple[int, int]], list[tuple[int, int]]]:
+    """All session/speaker link rows, and those to add and to remove."""
+    wanted = {(sessions[a], speakers[b]) for a, b in links if a in sessions and b in speakers}
+    sessions_table = TABLES["sessions"]
+    query = (
+        sa.select(session_speakers.c.session_id, session_speakers.c.speaker_id)
+        .join(sessions_table, sessions_table.c.id == session_speakers.c.session_id)
+        .where(sessions_table.c.event_id == event_id)
+    )
+    with engine.connect() as conn:
+        current = {(a, b) for a, b in conn.execute(query)}
+    return wanted, sorted(wanted - current), sorted(current - wanted)

@@ -1,0 +1,148 @@
+"""Pydantic record models: one per Open Event record type.
+
+The fields are the database columns (the reference server's snake_case
+names); the catalog derives the tables from these models, so a column is
+declared once. Source dialects are mapped onto these names by the aliases in
+``catalog.py`` before validation; whatever is not a field here lands in the
+row's ``extra`` JSON column.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, field_validator
+
+
+def _json_text(value: Any) -> Any:
+    """Forms are JSON documents stored as text; accept them as objects too."""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return value
+
+
+JsonText = Annotated[str | None, BeforeValidator(_json_text)]
+
+
+class Record(BaseModel):
+    """Common behaviour: lax coercion of numbers to text, UTC timestamps."""
+
+    model_config = ConfigDict(coerce_numbers_to_str=True, extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _utc(cls, value: Any) -> Any:
+        # Store instants in UTC so SQLite (no zone support) and PostgreSQL agree.
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            return value.astimezone(timezone.utc)
+        return value
+
+
+class EventRecord(Record):
+    name: str
+    description: str | None = None
+    location_name: str | None = None
+    searchable_location_name: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    timezone: str | None = None
+    logo_url: str | None = None
+    original_image_url: str | None = None
+    organizer_name: str | None = None
+    organizer_description: str | None = None
+    external_event_url: str | None = None
+    ticket_url: str | None = None
+    privacy: str | None = None
+    event_type: str | None = None
+    topic: str | None = None
+    sub_topic: str | None = None
+    code_of_conduct: str | None = None
+    copyright: dict | None = None
+    speakers_call: dict | None = None
+    email: str | None = None
+    state: str | None = None
+    schedule_published_on: datetime | None = None
+    is_sessions_speakers_enabled: bool | None = None
+
+
+class SocialLinkRecord(Record):
+    name: str | None = None
+    link: str | None = None
+
+
+class CustomFormRecord(Record):
+    session_form: JsonText = None
+    speaker_form: JsonText = None
+
+
+class MicrolocationRecord(Record):
+    name: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    floor: int | None = None
+    room: str | None = None
+
+
+class SponsorRecord(Record):
+    name: str | None = None
+    description: str | None = None
+    url: str | None = None
+    level: str | None = None
+    sponsor_type: str | None = None
+    logo_url: str | None = None
+
+
+class SpeakerRecord(Record):
+    name: str | None = None
+    email: str | None = None
+    mobile: str | None = None
+    photo_url: str | None = None
+    organisation: str | None = None
+    position: str | None = None
+    country: str | None = None
+    city: str | None = None
+    gender: str | None = None
+    short_biography: str | None = None
+    long_biography: str | None = None
+    speaking_experience: str | None = None
+    website: str | None = None
+    twitter: str | None = None
+    facebook: str | None = None
+    github: str | None = None
+    linkedin: str | None = None
+    is_featured: bool | None = None
+
+
+class TrackRecord(Record):
+    name: str | None = None
+    description: str | None = None
+    color: str | None = None
+    font_color: str | None = None
+    track_image_url: str | None = None
+
+
+class SessionTypeRecord(Record):
+    name: str | None = None
+    length: str | None = None  # as the archive gives it ("00:30", "0.3", "00.2 Hour")
+    length_minutes: int | None = None  # parsed from ``length`` where possible
+
+
+class SessionRecord(Record):
+    title: str | None = None
+    subtitle: str | None = None
+    short_abstract: str | None = None
+    long_abstract: str | None = None
+    comments: str | None = None
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    language: str | None = None
+    level: str | None = None
+    state: str | None = None
+    signup_url: str | None = None
+    slides_url: str | None = None
+    audio_url: str | None = None
+    video_url: str | None = None

@@ -1,0 +1,139 @@
+"""Database schema, generated from the catalog.
+
+Each model table has the record's fields as columns plus bookkeeping:
+``source_id`` (the id in the archive), ``source_key`` (unique per event; a
+second record with the same source id gets ``id#2``), ``content_hash`` (to
+tell unchanged rows from changed ones without comparing every column) and
+``extra`` (source fields that are not columns, so nothing is lost).
+
+The metadata carries a naming convention so Alembic autogenerate can manage
+later migrations; ``ensure_schema`` creates what is missing on first use.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing
+from types import UnionType
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from event_pipeline.catalog import EVENT, LINK_TABLE, MODELS, ModelSpec
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+_SQL_TYPES: dict[type, typing.Callable[[], sa.types.TypeEngine]] = {
+    str: sa.Text,
+    int: sa.Integer,
+    float: sa.Float,
+    bool: sa.Boolean,
+    dt.datetime: lambda: sa.DateTime(timezone=True),
+    dict: sa.JSON,
+}
+
+
+def _sql_type(annotation: typing.Any) -> sa.types.TypeEngine:
+    """Map a record field's annotation (``str | None`` etc.) to a column type."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if isinstance(annotation, UnionType) or typing.get_origin(annotation) is typing.Union:
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    return _SQL_TYPES[annotation]()
+
+
+def _record_columns(spec: ModelSpec) -> list[sa.Column]:
+    return [
+        sa.Column(name, _sql_type(info.annotation), nullable=True)
+        for name, info in spec.record.model_fields.items()
+    ]
+
+
+def _bookkeeping_columns() -> list[sa.Column]:
+    return [
+        sa.Column("source_id", sa.Text, nullable=False),
+        sa.Column("source_key", sa.Text, nullable=False),
+        sa.Column("content_hash", sa.String(40), nullable=False),
+        sa.Column("extra", sa.JSON, nullable=False, default=dict),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    ]
+
+
+events = sa.Table(
+    EVENT.table,
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("import_key", sa.Text, nullable=False, unique=True),
+    sa.Column("identifier", sa.String(16), nullable=False, unique=True),
+    sa.Column("revision", sa.Integer, nullable=False, default=0),
+    sa.Column("archive_sha256", sa.String(64), nullable=False),
+    *_record_columns(EVENT),
+    *_bookkeeping_columns(),
+)
+
+TABLES: dict[str, sa.Table] = {EVENT.name: events}
+
+for _spec in MODELS[1:]:
+    TABLES[_spec.name] = sa.Table(
+        _spec.table,
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("event_id", sa.Integer, sa.ForeignKey("events.id"), nullable=False, index=True),
+        *[
+            sa.Column(ref.column, sa.Integer, sa.ForeignKey(f"{ref.target}.id"), nullable=True)
+            for ref in _spec.fk_refs
+        ],
+        *_record_columns(_spec),
+        *_bookkeeping_columns(),
+        sa.UniqueConstraint("event_id", "source_key", name=f"uq_{_spec.table}_event_source_key"),
+    )
+
+session_speakers = sa.Table(
+    LINK_TABLE,
+    metadata,
+    sa.Column("session_id", sa.Integer, sa.ForeignKey("sessions.id"), primary_key=True),
+    sa.Column("speaker_id", sa.Integer, sa.ForeignKey("speakers.id"), primary_key=True, index=True),
+)
+
+import_jobs = sa.Table(
+    "import_jobs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("key", sa.Text, nullable=False, index=True),
+    sa.Column("archive_path", sa.Text),
+    sa.Column("archive_sha256", sa.String(64)),
+    sa.Column("run_id", sa.String(64), index=True),
+    sa.Column("state", sa.String(16), nullable=False),  # RUNNING, SUCCESS, FAILURE
+    sa.Column("event_id", sa.Integer),  # no FK: a FAILURE row may outlive its event
+    sa.Column("error", sa.Text),
+    sa.Column("errors", sa.JSON),
+    sa.Column("result", sa.JSON),
+    sa.Column("counts", sa.JSON),
+    sa.Column("diff", sa.JSON),
+    sa.Column("warnings", sa.JSON),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+)
+
+# Ids are reserved in blocks before the single write transaction, so every
+# asset can output its final id map and a re-execution from failure still
+# sees valid maps. Reserved-but-unused ids are gaps, as with sequences.
+id_blocks = sa.Table(
+    "id_blocks",
+    metadata,
+    sa.Column("table_name", sa.Text, primary_key=True),
+    sa.Column("next_id", sa.Integer, nullable=False),
+)
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Create any missing table (idempotent; safe to call on every run)."""
+    metadata.create_all(engine, checkfirst=True)
