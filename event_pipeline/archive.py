@@ -130,7 +130,9 @@ def _read_members(zf: zipfile.ZipFile, archive: Archive, limits: Limits) -> None
         elif _is_symlink(info):
             problems.error(info.filename, "member is a symbolic link")
         elif info.file_size > limits.max_member_bytes:
-            problems.error(info.filename, f"member inflates to {info.file_size} bytes ({limits.hint('max_member_bytes')})")
+            problems.error(
+                info.filename, f"member inflates to {info.file_size} bytes ({limits.hint('max_member_bytes')})"
+            )
         elif info.file_size > 1 << 20 and info.file_size > limits.max_ratio * max(info.compress_size, 1):
             problems.error(info.filename, f"compression ratio above {limits.max_ratio} ({limits.hint('max_ratio')})")
         else:
@@ -139,7 +141,7 @@ def _read_members(zf: zipfile.ZipFile, archive: Archive, limits: Limits) -> None
     for info in safe:
         if info.is_dir():
             continue
-        relative = info.filename[len(prefix):]
+        relative = info.filename[len(prefix) :]
         data_file = _data_file_name(relative) if "/" not in relative else None
         if data_file is None:
             if "/" in relative:

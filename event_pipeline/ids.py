@@ -37,15 +37,16 @@ def reserve_ids(engine: Engine, table_name: str, count: int) -> range:
                     start = max_id + 1
                     conn.execute(id_blocks.insert().values(table_name=table_name, next_id=start + count))
                     return range(start, start + count)
-                start = conn.execute(
-                    sa.select(id_blocks.c.next_id).where(id_blocks.c.table_name == table_name)
-                ).scalar_one() - count
+                start = (
+                    conn.execute(
+                        sa.select(id_blocks.c.next_id).where(id_blocks.c.table_name == table_name)
+                    ).scalar_one()
+                    - count
+                )
                 if start <= max_id:
                     start = max_id + 1
                     conn.execute(
-                        id_blocks.update()
-                        .where(id_blocks.c.table_name == table_name)
-                        .values(next_id=start + count)
+                        id_blocks.update().where(id_blocks.c.table_name == table_name).values(next_id=start + count)
                     )
                 return range(start, start + count)
         except IntegrityError:

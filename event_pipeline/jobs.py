@@ -48,14 +48,27 @@ def close_job(conn: Connection, *, key: str, run_id: str, state: str, **values: 
 
 
 def record_failure(
-    engine: Engine, *, key: str, run_id: str, error: str, errors: list[Problem], warnings: list[Problem],
-    path: str | None = None, sha256: str | None = None,
+    engine: Engine,
+    *,
+    key: str,
+    run_id: str,
+    error: str,
+    errors: list[Problem],
+    warnings: list[Problem],
+    path: str | None = None,
+    sha256: str | None = None,
 ) -> None:
     extra = {k: v for k, v in (("archive_path", path), ("archive_sha256", sha256)) if v is not None}
     with engine.begin() as conn:
         close_job(
-            conn, key=key, run_id=run_id, state="FAILURE", error=error,
-            errors=[e.as_dict() for e in errors], warnings=[w.as_dict() for w in warnings], **extra,
+            conn,
+            key=key,
+            run_id=run_id,
+            state="FAILURE",
+            error=error,
+            errors=[e.as_dict() for e in errors],
+            warnings=[w.as_dict() for w in warnings],
+            **extra,
         )
 
 

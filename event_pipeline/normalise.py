@@ -292,8 +292,10 @@ def _inline_records(out: Normalised) -> None:
                 known.add(created.source_id)
                 out.records[target.name].append(created)
                 out.problems.warn(
-                    spec.files[0], f"{ref.field} {created.source_id} defined only inline; created from it",
-                    record.source_id, ref.field,
+                    spec.files[0],
+                    f"{ref.field} {created.source_id} defined only inline; created from it",
+                    record.source_id,
+                    ref.field,
                 )
 
 
@@ -303,7 +305,9 @@ def _parse_lengths(out: Normalised) -> None:
         minutes = parse_length_minutes(raw)
         record.values["length_minutes"] = minutes
         if raw not in (None, "") and minutes is None:
-            out.problems.warn("session_types", f"length {raw!r} is not a duration; kept as text", record.source_id, "length")
+            out.problems.warn(
+                "session_types", f"length {raw!r} is not a duration; kept as text", record.source_id, "length"
+            )
 
 
 def _check_references(out: Normalised) -> None:
@@ -318,8 +322,10 @@ def _check_references(out: Normalised) -> None:
                     for target in value or []:
                         if target not in ids[ref.target]:
                             out.problems.warn(
-                                spec.files[0], f"refers to {ref.target} id {target}, which the archive lacks; link skipped",
-                                record.source_id, ref.field,
+                                spec.files[0],
+                                f"refers to {ref.target} id {target}, which the archive lacks; link skipped",
+                                record.source_id,
+                                ref.field,
                             )
                         elif spec.name == "sessions":
                             links[(record.source_id, target)] = None
@@ -327,8 +333,10 @@ def _check_references(out: Normalised) -> None:
                             links[(target, record.source_id)] = None
                 elif value is not None and value not in ids[ref.target]:
                     out.problems.warn(
-                        spec.files[0], f"refers to {ref.target} id {value}, which the archive lacks; link left empty",
-                        record.source_id, ref.field,
+                        spec.files[0],
+                        f"refers to {ref.target} id {value}, which the archive lacks; link left empty",
+                        record.source_id,
+                        ref.field,
                     )
                     record.refs[ref.field] = None
     out.links = list(links)

@@ -24,7 +24,15 @@ from event_pipeline.archive import read_archive
 from event_pipeline.catalog import EVENT, LINK_TABLE, MODELS, ModelSpec
 from event_pipeline.load import publish
 from event_pipeline.normalise import Normalised, normalise
-from event_pipeline.plan import EventTarget, ModelPlan, event_target, plan_event, plan_links, plan_model
+from event_pipeline.plan import (
+    EventTarget,
+    ModelPlan,
+    current_links,
+    event_target,
+    plan_event,
+    plan_links,
+    plan_model,
+)
 from event_pipeline.problems import ImportFailed, Problem
 from event_pipeline.schema import TABLES, events
 
@@ -62,9 +70,7 @@ def validate_archive(
     normalised = normalise(archive)
     if normalised.problems.errors:
         raise ImportFailed(normalised.problems.errors, normalised.problems.warnings)
-    return ValidatedArchive(
-        key, str(path), archive.sha256, target, False, normalised, normalised.problems.warnings
-    )
+    return ValidatedArchive(key, str(path), archive.sha256, target, False, normalised, normalised.problems.warnings)
 
 
 def _unchanged_plan(engine: Engine, spec: ModelSpec, event_id: int) -> ModelPlan:
@@ -79,13 +85,20 @@ def _unchanged_plan(engine: Engine, spec: ModelSpec, event_id: int) -> ModelPlan
 
 
 def plan_step(
-    engine: Engine, spec: ModelSpec, validated: ValidatedArchive, maps: dict[str, dict[str, int]],
-    *, reserve: bool = True,
+    engine: Engine,
+    spec: ModelSpec,
+    validated: ValidatedArchive,
+    maps: dict[str, dict[str, int]],
+    *,
+    reserve: bool = True,
 ) -> ModelPlan:
     """Plan one model; ``maps`` holds the id maps of the models it references."""
     target = validated.target
     if validated.unchanged:
-        return _unchanged_plan(engine, spec, target.event_id)
+        plan = _unchanged_plan(engine, spec, target.event_id)
+        if spec.name == "sessions":
+            plan.links_total = len(current_links(engine, target.event_id))
+        return plan
     if spec is EVENT:
         return plan_event(target, validated.normalised.event, validated.key)
     plan = plan_model(
@@ -105,7 +118,9 @@ def summarise(plans: dict[str, ModelPlan]) -> tuple[dict[str, int], dict[str, An
     sessions = plans["sessions"]
     counts[LINK_TABLE] = sessions.links_total
     by_model = {spec.name: plans[spec.name].diff() for spec in MODELS}
-    diff: dict[str, Any] = {k: sum(d[k] for d in by_model.values()) for k in ("created", "updated", "deleted", "unchanged")}
+    diff: dict[str, Any] = {
+        k: sum(d[k] for d in by_model.values()) for k in ("created", "updated", "deleted", "unchanged")
+    }
     diff["links"] = {"added": len(sessions.links_add), "removed": len(sessions.links_remove)}
     diff["by_model"] = by_model
     return counts, diff
@@ -129,12 +144,26 @@ def publish_step(
             sa.select(events.c.name, events.c.identifier).where(events.c.id == event_id)
         ).one()
         outcome = result.success(
-            event_name=name, event_id=event_id, identifier=identifier, key=validated.key, counts=counts,
-            diff=diff, warnings=validated.warnings, unchanged_archive=validated.unchanged,
+            event_name=name,
+            event_id=event_id,
+            identifier=identifier,
+            key=validated.key,
+            counts=counts,
+            diff=diff,
+            warnings=validated.warnings,
+            unchanged_archive=validated.unchanged,
         )
         jobs.close_job(
-            conn, key=validated.key, run_id=run_id, state="SUCCESS", event_id=event_id,
-            archive_path=validated.path, archive_sha256=validated.sha256, result=outcome["result"],
-            counts=counts, diff=diff, warnings=outcome["warnings"],
+            conn,
+            key=validated.key,
+            run_id=run_id,
+            state="SUCCESS",
+            event_id=event_id,
+            archive_path=validated.path,
+            archive_sha256=validated.sha256,
+            result=outcome["result"],
+            counts=counts,
+            diff=diff,
+            warnings=outcome["warnings"],
         )
     return outcome

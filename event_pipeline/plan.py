@@ -166,6 +166,11 @@ def plan_links(
 ) -> tuple[set[tuple[int, int]], list[tuple[int, int]], list[tuple[int, int]]]:
     """All session/speaker link rows, and those to add and to remove."""
     wanted = {(sessions[a], speakers[b]) for a, b in links if a in sessions and b in speakers}
+    current = current_links(engine, event_id)
+    return wanted, sorted(wanted - current), sorted(current - wanted)
+
+
+def current_links(engine: Engine, event_id: int) -> set[tuple[int, int]]:
     sessions_table = TABLES["sessions"]
     query = (
         sa.select(session_speakers.c.session_id, session_speakers.c.speaker_id)
@@ -173,5 +178,4 @@ def plan_links(
         .where(sessions_table.c.event_id == event_id)
     )
     with engine.connect() as conn:
-        current = {(a, b) for a, b in conn.execute(query)}
-    return wanted, sorted(wanted - current), sorted(current - wanted)
+        return {(a, b) for a, b in conn.execute(query)}

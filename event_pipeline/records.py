@@ -10,7 +10,7 @@ row's ``extra`` JSON column.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, field_validator
@@ -36,7 +36,7 @@ class Record(BaseModel):
     def _utc(cls, value: Any) -> Any:
         # Store instants in UTC so SQLite (no zone support) and PostgreSQL agree.
         if isinstance(value, datetime) and value.tzinfo is not None:
-            return value.astimezone(timezone.utc)
+            return value.astimezone(UTC)
         return value
 
 

@@ -9,8 +9,15 @@ from event_pipeline.settings import base_url
 
 
 def success(
-    *, event_name: str, event_id: int, identifier: str, key: str, counts: dict[str, int],
-    diff: dict[str, Any], warnings: list[Problem], unchanged_archive: bool = False,
+    *,
+    event_name: str,
+    event_id: int,
+    identifier: str,
+    key: str,
+    counts: dict[str, int],
+    diff: dict[str, Any],
+    warnings: list[Problem],
+    unchanged_archive: bool = False,
 ) -> dict[str, Any]:
     return {
         "state": "SUCCESS",

@@ -51,8 +51,7 @@ def _sql_type(annotation: typing.Any) -> sa.types.TypeEngine:
 
 def _record_columns(spec: ModelSpec) -> list[sa.Column]:
     return [
-        sa.Column(name, _sql_type(info.annotation), nullable=True)
-        for name, info in spec.record.model_fields.items()
+        sa.Column(name, _sql_type(info.annotation), nullable=True) for name, info in spec.record.model_fields.items()
     ]
 
 
@@ -87,10 +86,7 @@ for _spec in MODELS[1:]:
         metadata,
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("event_id", sa.Integer, sa.ForeignKey("events.id"), nullable=False, index=True),
-        *[
-            sa.Column(ref.column, sa.Integer, sa.ForeignKey(f"{ref.target}.id"), nullable=True)
-            for ref in _spec.fk_refs
-        ],
+        *[sa.Column(ref.column, sa.Integer, sa.ForeignKey(f"{ref.target}.id"), nullable=True) for ref in _spec.fk_refs],
         *_record_columns(_spec),
         *_bookkeeping_columns(),
         sa.UniqueConstraint("event_id", "source_key", name=f"uq_{_spec.table}_event_source_key"),

@@ -1,6 +1,5 @@
 """The ``archive`` asset: read and validate the whole archive before any write."""
 
-
 import os
 from collections import Counter
 from pathlib import Path
@@ -18,8 +17,7 @@ from event_pipeline.resources import DatabaseResource
 class ArchiveConfig(dg.Config):
     path: str = Field(
         default="",
-        description="Archive to import. Empty: the file this key was last imported from, "
-        "else <drop folder>/<key>.zip.",
+        description="Archive to import. Empty: the file this key was last imported from, else <drop folder>/<key>.zip.",
     )
     force: bool = Field(default=False, description="Re-import even if the archive's bytes are unchanged.")
 

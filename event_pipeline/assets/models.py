@@ -7,7 +7,6 @@ catalog, so the graph's only topological order is the reference import
 order.
 """
 
-
 import dagster as dg
 
 from event_pipeline.assets.common import ARCHIVES, GROUP, recording_failure

@@ -1,6 +1,5 @@
 """The ``import_result`` asset: write every model's plan in one transaction."""
 
-
 import dagster as dg
 
 from event_pipeline.assets.common import ARCHIVES, GROUP, recording_failure
@@ -23,7 +22,7 @@ def import_result(context: dg.AssetExecutionContext, database: DatabaseResource,
     diff = outcome["diff"]
     context.log.info(
         f"published event {outcome['result']['id']} ({outcome['result']['event_name']}): "
-        f"{diff['created']} created, {diff['updated']} updated, {diff['deleted']} deleted, {diff['unchanged']} unchanged"
+        + ", ".join(f"{diff[k]} {k}" for k in ("created", "updated", "deleted", "unchanged"))
     )
     context.add_output_metadata(
         {

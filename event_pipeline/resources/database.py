@@ -5,7 +5,6 @@ Dagster's run storage and shown in the UI, and a URL may carry a password.
 It comes from ``EVENT_PIPELINE_DATABASE_URL`` (or the SQLite default).
 """
 
-
 import dagster as dg
 from sqlalchemy.engine import Engine
 
