@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from event_pipeline.assets import ARCHIVES, GROUP, IMPORT_ASSETS
+from event_pipeline.assets import GROUP, IMPORT_ASSETS
 from event_pipeline.resources import DatabaseResource
 
 IMPORT_JOB_NAME = "import_archive"
@@ -14,7 +14,6 @@ IMPORT_JOB_NAME = "import_archive"
 import_job = dg.define_asset_job(
     IMPORT_JOB_NAME,
     selection=dg.AssetSelection.groups(GROUP),
-    partitions_def=ARCHIVES,
     executor_def=dg.in_process_executor,
     description="Import one Open Event archive (partition = archive key).",
 )

@@ -36,9 +36,9 @@ def archive(context: dg.AssetExecutionContext, config: ArchiveConfig, database: 
     key = context.partition_key
     engine = database.engine()
     path = resolve_path(config.path, key, jobs.last_archive_path(engine, key))
-    jobs.open_job(engine, key=key, run_id=context.run_id, path=path, sha256=None)
+    jobs.open_job(engine, key=key, run_id=context.run.run_id, path=path, sha256=None)
     context.log.info(f"importing {path} as {key!r} into {database.describe()}")
-    with recording_failure(engine, key, context.run_id):
+    with recording_failure(engine, key, context.run.run_id):
         if not Path(path).is_file():
             raise ImportFailed([Problem(Path(path).name, None, None, f"archive not found: {path}")])
         validated = validate_archive(engine, path, key, force=config.force)

@@ -37,7 +37,7 @@ def build_model_asset(spec: ModelSpec, previous: ModelSpec | None) -> dg.AssetsD
         validated: ValidatedArchive = inputs.pop("archive")
         maps = {name: plan.id_map for name, plan in inputs.items()}
         engine = database.engine()
-        with recording_failure(engine, validated.key, context.run_id):
+        with recording_failure(engine, validated.key, context.run.run_id):
             plan = plan_step(engine, spec, validated, maps)
         warnings = sum(1 for w in validated.warnings if w.file and w.file.split(":")[0] in (*spec.files, "event"))
         context.log.info(f"{spec.name}: {plan.count} records, {warnings} warnings")

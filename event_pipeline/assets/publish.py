@@ -17,8 +17,8 @@ def import_result(context: dg.AssetExecutionContext, database: DatabaseResource,
     """The imported event: all rows committed at once, and the result JSON."""
     validated: ValidatedArchive = inputs.pop("archive")
     engine = database.engine()
-    with recording_failure(engine, validated.key, context.run_id):
-        outcome = publish_step(engine, validated, inputs, context.run_id)
+    with recording_failure(engine, validated.key, context.run.run_id):
+        outcome = publish_step(engine, validated, inputs, context.run.run_id)
     diff = outcome["diff"]
     context.log.info(
         f"published event {outcome['result']['id']} ({outcome['result']['event_name']}): "

@@ -1,0 +1,90 @@
+"""Expected contents of an archive, computed straight from its JSON.
+
+Deliberately independent of ``event_pipeline``: plain ``json`` and a few
+lines per rule of the format, so the importer is checked against a second
+reading of the archive, not against itself.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+
+def _id(value: Any) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("id")
+    if value is None or isinstance(value, bool):
+        return None
+    return str(int(value)) if isinstance(value, (int, float)) or str(value).strip().isdigit() else str(value)
+
+
+def read_documents(path: Path) -> dict[str, Any]:
+    docs = {}
+    with zipfile.ZipFile(path) as zf:
+        for name in zf.namelist():
+            base = name.rsplit("/", 1)[-1] if name.count("/") == 1 and not name.endswith("/") else name
+            if "/" in base:
+                continue
+            stem = base[:-5] if base.endswith(".json") else base
+            if stem in {"event", "forms", "microlocations", "sponsors", "speakers", "tracks", "session_types", "sessions"}:
+                docs[stem] = json.loads(zf.read(name).decode("utf-8"))
+    return docs
+
+
+def get(record: dict, *names: str) -> Any:
+    for name in names:
+        if name in record:
+            return record[name]
+    return None
+
+
+def expected(path: Path) -> dict[str, Any]:
+    docs = read_documents(path)
+    event = docs["event"]
+    sessions = docs.get("sessions", [])
+    speakers = docs.get("speakers", [])
+    session_type_ids = {_id(t) for t in docs.get("session_types", [])}
+    for session in sessions:
+        inline = get(session, "session-type", "session_type")
+        if isinstance(inline, dict) and _id(inline) is not None:
+            session_type_ids.add(_id(inline))
+    session_ids = {_id(s) for s in sessions}
+    speaker_ids = {_id(s) for s in speakers}
+    links = set()
+    for session in sessions:
+        for speaker in get(session, "speakers") or []:
+            links.add((_id(session), _id(speaker)))
+    for speaker in speakers:
+        for session in get(speaker, "sessions") or []:
+            links.add((_id(session), _id(speaker)))
+    links = {(a, b) for a, b in links if a in session_ids and b in speaker_ids}
+    refs = {
+        _id(s): {
+            "track": _id(get(s, "track")),
+            "microlocation": _id(get(s, "microlocation")),
+            "session_type": _id(get(s, "session-type", "session_type")),
+        }
+        for s in sessions
+    }
+    return {
+        "event_name": event["name"],
+        "counts": {
+            "events": 1,
+            "social_links": len(get(event, "social-links", "social_links") or []),
+            "custom_forms": len(docs.get("forms", [])),
+            "microlocations": len(docs.get("microlocations", [])),
+            "sponsors": len(docs.get("sponsors", [])),
+            "speakers": len(speakers),
+            "tracks": len(docs.get("tracks", [])),
+            "session_types": len(session_type_ids),
+            "sessions": len(sessions),
+            "session_speakers": len(links),
+        },
+        "links": links,
+        "refs": refs,
+        "photos": {_id(s): get(s, "photo-url", "photo_url", "photo") for s in speakers},
+        "titles": {_id(s): s.get("title") for s in sessions},
+    }
