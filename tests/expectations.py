@@ -21,6 +21,9 @@ def _id(value: Any) -> str | None:
     return str(int(value)) if isinstance(value, (int, float)) or str(value).strip().isdigit() else str(value)
 
 
+DATA_FILES = {"event", "forms", "microlocations", "sponsors", "speakers", "tracks", "session_types", "sessions"}
+
+
 def read_documents(path: Path) -> dict[str, Any]:
     docs = {}
     with zipfile.ZipFile(path) as zf:
@@ -29,7 +32,7 @@ def read_documents(path: Path) -> dict[str, Any]:
             if "/" in base:
                 continue
             stem = base[:-5] if base.endswith(".json") else base
-            if stem in {"event", "forms", "microlocations", "sponsors", "speakers", "tracks", "session_types", "sessions"}:
+            if stem in DATA_FILES:
                 docs[stem] = json.loads(zf.read(name).decode("utf-8"))
     return docs
 

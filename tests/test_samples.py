@@ -9,26 +9,16 @@ from expectations import expected
 # Counted by hand from each archive's JSON (jq-style: length of each list;
 # session types = ids in session_types plus ids only given inline in sessions;
 # links = union of sessions[].speakers and speakers[].sessions, both ends existing).
+COLUMNS = ("social_links", "custom_forms", "microlocations", "sponsors")
+COLUMNS += ("speakers", "tracks", "session_types", "sessions")
 HAND_COUNTS = {
-    "FOSSASIASummit2014": dict(
-        social_links=8, custom_forms=1, microlocations=1, sponsors=13, speakers=5, tracks=1, session_types=2, sessions=5
-    ),
-    "FOSSASIASummit2015": dict(
-        social_links=8, custom_forms=1, microlocations=2, sponsors=9, speakers=22, tracks=1, session_types=18, sessions=18
-    ),
-    "FOSSASIASummit2016": dict(
-        social_links=8,
-        custom_forms=1,
-        microlocations=17,
-        sponsors=11,
-        speakers=187,
-        tracks=18,
-        session_types=32,
-        sessions=491,
-    ),
-    "OTS16": dict(
-        social_links=7, custom_forms=0, microlocations=8, sponsors=7, speakers=77, tracks=7, session_types=29, sessions=82
-    ),
+    name: dict(zip(COLUMNS, figures, strict=True))
+    for name, figures in {
+        "FOSSASIASummit2014": (8, 1, 1, 13, 5, 1, 2, 5),
+        "FOSSASIASummit2015": (8, 1, 2, 9, 22, 1, 18, 18),
+        "FOSSASIASummit2016": (8, 1, 17, 11, 187, 18, 32, 491),
+        "OTS16": (7, 0, 8, 7, 77, 7, 29, 82),
+    }.items()
 }
 
 
@@ -50,7 +40,9 @@ def test_sample_imports_exactly(name, db_url):
         if table == "events":
             continue
         if table == "session_speakers":
-            query = "select count(*) from session_speakers l join sessions s on s.id = l.session_id where s.event_id = :e"
+            query = (
+                "select count(*) from session_speakers l join sessions s on s.id = l.session_id where s.event_id = :e"
+            )
         else:
             query = f"select count(*) from {table} where event_id = :e"
         assert scalar(db_url, query, e=event_id) == count, table
@@ -68,7 +60,8 @@ def test_sample_imports_exactly(name, db_url):
     got = rows(
         db_url,
         "select s.source_id, t.source_id, m.source_id, st.source_id, s.title, t.event_id, m.event_id, st.event_id "
-        "from sessions s left join tracks t on t.id = s.track_id left join microlocations m on m.id = s.microlocation_id "
+        "from sessions s left join tracks t on t.id = s.track_id "
+        "left join microlocations m on m.id = s.microlocation_id "
         "left join session_types st on st.id = s.session_type_id where s.event_id = :e",
         e=event_id,
     )
