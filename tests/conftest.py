@@ -71,6 +71,7 @@ def db_url(request, tmp_path) -> str:
 def isolated_home(tmp_path, monkeypatch) -> Path:
     """Each test gets its own Dagster home and data folder."""
     home = tmp_path / "dagster_home"
+    home.mkdir()
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("EVENT_PIPELINE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("EVENT_PIPELINE_DATABASE_URL", raising=False)

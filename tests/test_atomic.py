@@ -1,0 +1,114 @@
+"""A failure at any step leaves no trace in the model tables; re-execution works."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+from archives import kebab_event, write_zip
+from conftest import import_archive, rows, sample, scalar
+
+from event_pipeline import pipeline
+from event_pipeline.assets import ARCHIVES
+from event_pipeline.definitions import IMPORT_JOB_NAME, defs
+
+MODEL_TABLES = [
+    "events",
+    "social_links",
+    "custom_forms",
+    "microlocations",
+    "sponsors",
+    "speakers",
+    "tracks",
+    "session_types",
+    "sessions",
+    "session_speakers",
+]
+
+
+def _total_rows(url: str) -> dict[str, int]:
+    return {t: scalar(url, f"select count(*) from {t}") for t in MODEL_TABLES}
+
+
+def _fail_after_writing(monkeypatch):
+    """Make the last asset fail after every row has been written, before commit."""
+    real = pipeline.publish
+
+    def publish_then_fail(conn, plans, sha256, before_commit=None):
+        real(conn, plans, sha256, before_commit=before_commit)
+        assert conn.execute(sa.text("select count(*) from events")).scalar() > 0  # the rows really were written
+        raise RuntimeError("injected failure after all writes")
+
+    monkeypatch.setattr(pipeline, "publish", publish_then_fail)
+
+
+def test_failure_in_last_asset_leaves_zero_rows(db_url, monkeypatch):
+    _fail_after_writing(monkeypatch)
+    code, result = import_archive(sample("FOSSASIASummit2016"), db_url)
+    assert code == 1
+    assert result["state"] == "FAILURE"
+    assert "injected failure" in result["error"]
+    assert all(n == 0 for n in _total_rows(db_url).values()), _total_rows(db_url)
+    assert rows(db_url, "select state from import_jobs") == [("FAILURE",)]
+
+
+def test_failed_reimport_keeps_previous_state(db_url, tmp_path, monkeypatch):
+    files = kebab_event()
+    path = write_zip(tmp_path / "conf.zip", files)
+    assert import_archive(path, db_url)[0] == 0
+    before = rows(db_url, "select id, source_key, title from sessions order by id")
+    files["sessions"][0]["title"] = "changed"
+    del files["sessions"][1]
+    _fail_after_writing(monkeypatch)
+    code, result = import_archive(write_zip(tmp_path / "v2" / "conf.zip", files), db_url)
+    assert code == 1
+    assert rows(db_url, "select id, source_key, title from sessions order by id") == before
+    assert [r[0] for r in rows(db_url, "select state from import_jobs order by id")] == ["SUCCESS", "FAILURE"]
+
+
+def test_failure_in_a_model_asset_leaves_zero_rows(db_url, monkeypatch):
+    real = pipeline.plan_model
+
+    def fail_on_sessions(engine, spec, *args, **kwargs):
+        if spec.name == "sessions":
+            raise RuntimeError("injected failure in sessions")
+        return real(engine, spec, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "plan_model", fail_on_sessions)
+    code, result = import_archive(sample("OTS16"), db_url)
+    assert code == 1
+    assert "injected failure in sessions" in result["error"]
+    assert all(n == 0 for n in _total_rows(db_url).values())
+
+
+def import_job():
+    return defs.resolve_job_def(IMPORT_JOB_NAME)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_reexecution_from_failure_completes_the_import(db_url, monkeypatch):
+    monkeypatch.setenv("EVENT_PIPELINE_DATABASE_URL", db_url)
+    path = str(sample("OTS16"))
+    with dg.DagsterInstance.get() as instance:
+        instance.add_dynamic_partitions(ARCHIVES.name, ["OTS16"])
+        _fail_after_writing(monkeypatch)
+        run_config = {"ops": {"archive": {"config": {"path": path, "force": False}}}}
+        with dg.execute_job(
+            dg.reconstructable(import_job), instance, run_config=run_config, tags={"dagster/partition": "OTS16"}
+        ) as first:
+            assert not first.success
+        assert scalar(db_url, "select count(*) from sessions") == 0
+        monkeypatch.undo()
+        monkeypatch.setenv("EVENT_PIPELINE_DATABASE_URL", db_url)
+        with dg.execute_job(
+            dg.reconstructable(import_job),
+            instance,
+            tags={"dagster/partition": "OTS16"},  # as the UI does: the parent run's tags
+            reexecution_options=dg.ReexecutionOptions.from_failure(first.run_id, instance),
+        ) as second:
+            assert second.success
+            steps = {e.step_key for e in second.all_events if e.event_type_value == "STEP_SUCCESS"}
+            assert steps == {"import_result"}  # only the failed step ran again
+    assert scalar(db_url, "select count(*) from sessions") == 82
+    assert scalar(db_url, "select count(*) from session_speakers") == 103
+    assert [r[0] for r in rows(db_url, "select state from import_jobs order by id")] == ["FAILURE", "SUCCESS"]
