@@ -62,14 +62,17 @@ def validate_archive(
 ) -> ValidatedArchive:
     """Read, normalise and cross-check the archive. Raises ImportFailed listing every error."""
     archive = read_archive(path)
-    if archive.problems.errors:
-        raise ImportFailed(archive.problems.errors, archive.problems.warnings)
-    target = event_target(engine, key, reserve=reserve)
-    if not force and target.previous_sha256 == archive.sha256:
-        return ValidatedArchive(key, str(path), archive.sha256, target, True, None, [])
+    problems = archive.problems
+    if problems.errors and not archive.members:
+        raise ImportFailed(problems.errors, problems.warnings)  # not a zip we can read at all
+    if not problems.errors:
+        target = event_target(engine, key, reserve=reserve)
+        if not force and target.previous_sha256 == archive.sha256:
+            return ValidatedArchive(key, str(path), archive.sha256, target, True, None, [])
+    # Normalise even after a JSON error elsewhere, so every problem is reported at once.
     normalised = normalise(archive)
-    if normalised.problems.errors:
-        raise ImportFailed(normalised.problems.errors, normalised.problems.warnings)
+    if problems.errors:
+        raise ImportFailed(problems.errors, problems.warnings)
     return ValidatedArchive(key, str(path), archive.sha256, target, False, normalised, normalised.problems.warnings)
 
 
