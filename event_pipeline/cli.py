@@ -9,10 +9,13 @@ Dagster's own logging goes to stderr.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,16 @@ def _failed_job(url: str, run_id: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
+@contextlib.contextmanager
+def _home_lock(home: Path) -> Iterator[None]:
+    with open(home / ".event-pipeline.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def run_import(path: str, key: str | None, force: bool, database_url: str | None) -> int:
     """Run the import job in-process; print and return like the CLI does."""
     from event_pipeline.pipeline import key_for
@@ -62,9 +75,15 @@ def run_import(path: str, key: str | None, force: bool, database_url: str | None
     from event_pipeline.assets import ARCHIVES
     from event_pipeline.definitions import IMPORT_JOB_NAME, defs
 
-    with dg.DagsterInstance.get() as instance:
+    with _home_lock(Path(os.environ["DAGSTER_HOME"])):
+        # A fresh SQLite-backed home creates its tables on first use; two
+        # imports starting at once must not both try.
+        instance = dg.DagsterInstance.get()
+        instance.get_runs(limit=1)
+        instance.all_instigator_state()
         if not instance.has_dynamic_partition(ARCHIVES.name, key):
             instance.add_dynamic_partitions(ARCHIVES.name, [key])
+    with instance:
         job = defs.resolve_job_def(IMPORT_JOB_NAME)
         outcome = job.execute_in_process(
             instance=instance,
@@ -81,14 +100,21 @@ def run_import(path: str, key: str | None, force: bool, database_url: str | None
         warnings = [Problem(**w) for w in row.get("warnings") or []]
         return _failure(errors, key, warnings)
     step_failures = [e for e in outcome.all_events if e.is_step_failure]
-    message = step_failures[0].step_failure_data.error.message.strip() if step_failures else "import failed"
-    return _failure([Problem(None, None, None, message.splitlines()[0])], key)
+    message = _root_cause(step_failures[0].step_failure_data.error) if step_failures else "import failed"
+    return _failure([Problem(None, None, None, message)], key)
+
+
+def _root_cause(error: Any) -> str:
+    """The innermost error's first line: Dagster wraps the real one in its own."""
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    lines = error.message.strip().splitlines()
+    return lines[0] if lines else "import failed"
 
 
 def run_validate(path: str, key: str | None, database_url: str | None) -> int:
     """Dry run: every problem and the would-be diff; writes nothing anywhere."""
     from event_pipeline import pipeline
-    from event_pipeline.catalog import MODELS, upstream
     from event_pipeline.db import get_engine, has_schema
 
     archive = Path(path).expanduser().resolve()
@@ -100,11 +126,7 @@ def run_validate(path: str, key: str | None, database_url: str | None) -> int:
         validated = pipeline.validate_archive(engine, archive, key, force=True, reserve=False)
     except ImportFailed as exc:
         return _emit({**_failure_payload(exc, key), "state": "INVALID"})
-    plans: dict[str, Any] = {}
-    for spec in MODELS:
-        maps = {name: plans[name].id_map for name in ["event", *upstream(spec)] if name in plans}
-        plans[spec.name] = pipeline.plan_step(engine, spec, validated, maps, reserve=False)
-    counts, diff = pipeline.summarise(plans)
+    counts, diff = pipeline.summarise(pipeline.plan_all(engine, validated, reserve=False))
     return _emit(
         {
             "state": "VALID",

@@ -28,7 +28,11 @@ def get_engine(url: str, create_schema: bool = True) -> Engine:
     """An engine for ``url``; the schema is created on first use unless told not to."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": 60})
+        # The driver's own BEGIN is deferred: a transaction that reads first and
+        # then writes fails at once with "database is locked" when another
+        # import holds the write lock. Emit BEGIN IMMEDIATE ourselves, so a
+        # second import waits (up to the timeout) and then goes on.
+        engine = sa.create_engine(url, connect_args={"timeout": 60, "isolation_level": None})
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # noqa: ANN001
@@ -36,6 +40,10 @@ def get_engine(url: str, create_schema: bool = True) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin_immediate(conn):  # noqa: ANN001
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
     else:
         engine = sa.create_engine(url, pool_pre_ping=True)
     if create_schema:

@@ -12,17 +12,18 @@ Kept free of Dagster so they can be tested and reused (``validate`` command).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from event_pipeline import jobs, result
 from event_pipeline.archive import read_archive
-from event_pipeline.catalog import EVENT, LINK_TABLE, MODELS, ModelSpec
-from event_pipeline.load import publish
+from event_pipeline.catalog import EVENT, LINK_TABLE, MODELS, ModelSpec, upstream
+from event_pipeline.load import ConcurrentImport, publish
 from event_pipeline.normalise import Normalised, normalise
 from event_pipeline.plan import (
     EventTarget,
@@ -129,6 +130,18 @@ def summarise(plans: dict[str, ModelPlan]) -> tuple[dict[str, int], dict[str, An
     return counts, diff
 
 
+def plan_all(engine: Engine, validated: ValidatedArchive, *, reserve: bool = True) -> dict[str, ModelPlan]:
+    """Every model's plan in catalog order, as the model assets compute them one by one."""
+    plans: dict[str, ModelPlan] = {}
+    for spec in MODELS:
+        maps = {name: plans[name].id_map for name in [EVENT.name, *upstream(spec)] if name in plans}
+        plans[spec.name] = plan_step(engine, spec, validated, maps, reserve=reserve)
+    return plans
+
+
+PUBLISH_ATTEMPTS = 3
+
+
 def publish_step(
     engine: Engine,
     validated: ValidatedArchive,
@@ -137,7 +150,30 @@ def publish_step(
     *,
     before_commit: Callable[[Connection], None] | None = None,
 ) -> dict[str, Any]:
-    """Write every plan and the SUCCESS job row in one transaction; return the result JSON."""
+    """Write every plan and the SUCCESS job row in one transaction; return the result JSON.
+
+    If another import of the same key committed since the plans were made
+    (the CLI and the sensor at once), the plans are stale: plan again against
+    the new state and retry, so concurrent imports end up one after the other.
+    """
+    for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+        try:
+            return _publish_once(engine, validated, plans, run_id, before_commit)
+        except (ConcurrentImport, IntegrityError):
+            if attempt == PUBLISH_ATTEMPTS or validated.unchanged:
+                raise
+            validated = replace(validated, target=event_target(engine, validated.key))
+            plans = plan_all(engine, validated)
+    raise AssertionError("unreachable")
+
+
+def _publish_once(
+    engine: Engine,
+    validated: ValidatedArchive,
+    plans: dict[str, ModelPlan],
+    run_id: str,
+    before_commit: Callable[[Connection], None] | None,
+) -> dict[str, Any]:
     counts, diff = summarise(plans)
     event_id = validated.target.event_id
     with engine.begin() as conn:

@@ -130,6 +130,12 @@ id_blocks = sa.Table(
 )
 
 
+SCHEMA_LOCK_ID = 0x45504C  # any constant shared by every process of this project
+
+
 def ensure_schema(engine: Engine) -> None:
-    """Create any missing table (idempotent; safe to call on every run)."""
-    metadata.create_all(engine, checkfirst=True)
+    """Create any missing table; idempotent, and safe when several imports start at once."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": SCHEMA_LOCK_ID})
+        metadata.create_all(conn, checkfirst=True)
