@@ -13,6 +13,7 @@ import os
 import stat
 import unicodedata
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,17 @@ from event_pipeline.catalog import KNOWN_AUXILIARY_FILES, MODELS
 from event_pipeline.problems import Problems
 
 DATA_FILES = {name for m in MODELS for name in m.files} | set(KNOWN_AUXILIARY_FILES)
+# What zipfile raises on damaged, encrypted or unsupported archives and members.
+ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    EOFError,
+    OSError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+    zlib.error,
+)
 IGNORED_NAMES = ("__MACOSX/", ".DS_Store", "Thumbs.db")
 
 
@@ -108,7 +120,7 @@ def read_archive(path: str | Path, limits: Limits | None = None) -> Archive:
     try:
         with zipfile.ZipFile(path) as zf:
             _read_members(zf, archive, limits)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
+    except ZIP_ERRORS as exc:
         archive.problems.error(path.name, f"not a readable zip archive: {exc}")
     return archive
 
@@ -167,8 +179,12 @@ _INVALID = object()
 
 
 def _parse_json(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, problems: Problems, limits: Limits) -> Any:
-    with zf.open(info) as fh:
-        raw = fh.read(limits.max_json_bytes + 1)
+    try:
+        with zf.open(info) as fh:
+            raw = fh.read(limits.max_json_bytes + 1)
+    except ZIP_ERRORS as exc:
+        problems.error(name, f"member cannot be read from the zip: {exc}")
+        return _INVALID
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -150,6 +150,12 @@ class _ModelNormaliser:
                 values[name], origin[name] = value, key
             else:
                 extra[key] = value
+        for name, value in values.items():
+            if isinstance(value, str) and "\x00" in value:
+                # Text columns cannot hold NUL (PostgreSQL refuses it): drop it, keep the raw value.
+                self.problems.warn(self.file, "NUL characters removed; raw value kept in extra", source_id, name)
+                extra[origin[name]] = value
+                values[name] = value.replace("\x00", "")
         if not self._validate(values, origin, extra, source_id):
             return None
         return NormRecord(source_id, source_id, values, refs, extra, inline)
@@ -232,7 +238,7 @@ def normalise(archive: Archive) -> Normalised:
     event_doc = archive.documents.get("event")
     if "event" not in archive.members:
         problems.error("event", "the archive has no event file")
-    elif event_doc is not None and not isinstance(event_doc, dict):
+    elif "event" in archive.documents and not isinstance(event_doc, dict):
         problems.error("event", f"event must be a JSON object, got {type(event_doc).__name__}")
     elif isinstance(event_doc, dict):
         embedded = {fold_key(k) for m in MODELS for k in m.embedded_in_event}

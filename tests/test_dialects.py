@@ -169,3 +169,12 @@ def test_missing_optional_files_and_extra_files(tmp_path):
     assert out.records["sessions"][0].refs["track"] is None  # dangling: no tracks file
     ignored = {w.file for w in out.problems.warnings if "ignored" in w.message}
     assert ignored == {"config.json", "notes.txt"}
+
+
+def test_nul_characters_are_removed_with_the_raw_value_kept(db_url, tmp_path):
+    files = kebab_event()
+    files["sessions"][0]["title"] = "Open\u0000ing"
+    code, result = import_archive(write_zip(tmp_path / "nul.zip", files), db_url)
+    assert code == 0, result
+    assert scalar(db_url, "select title from sessions where source_id = '1'") == "Opening"
+    assert any(w["field"] == "title" and "NUL" in w["message"] for w in result["warnings"])
