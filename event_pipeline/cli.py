@@ -14,6 +14,7 @@ import fcntl
 import json
 import logging
 import os
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,6 +74,7 @@ def run_import(path: str, key: str | None, force: bool, database_url: str | None
     import dagster as dg
 
     from event_pipeline.assets import ARCHIVES
+    from event_pipeline.assets.common import HOST_TAG, KEY_TAG, PID_TAG
     from event_pipeline.definitions import IMPORT_JOB_NAME, defs
 
     with _home_lock(Path(os.environ["DAGSTER_HOME"])):
@@ -89,7 +91,12 @@ def run_import(path: str, key: str | None, force: bool, database_url: str | None
             instance=instance,
             partition_key=key,
             run_config={"ops": {"archive": {"config": {"path": str(archive), "force": force}}}},
-            tags={"event_pipeline/key": key, "event_pipeline/source": "cli"},
+            tags={
+                KEY_TAG: key,
+                HOST_TAG: socket.gethostname(),
+                PID_TAG: str(os.getpid()),
+                "event_pipeline/source": "cli",
+            },
             raise_on_error=False,
         )
     if outcome.success:

@@ -7,6 +7,8 @@ together) or as FAILURE after a rollback.
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,9 +36,59 @@ def open_job(engine: Engine, *, key: str, run_id: str, path: str | None, sha256:
         else:
             conn.execute(
                 import_jobs.insert().values(
-                    key=key, run_id=run_id, archive_path=path, archive_sha256=sha256, state="RUNNING", started_at=_now()
+                    key=key,
+                    run_id=run_id,
+                    archive_path=path,
+                    archive_sha256=sha256,
+                    state="RUNNING",
+                    started_at=_now(),
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
                 )
             )
+
+
+def process_alive(host: str | None, pid: int | None) -> bool:
+    """False only when we can tell: same host, and no such process any more."""
+    if host != socket.gethostname() or pid is None:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fail_interrupted(engine: Engine, key: str, run_id: str) -> list[str]:
+    """Mark RUNNING rows of ``key`` whose process died on this host (kill -9, power loss) as FAILURE.
+
+    Returns their run ids. Rows from other hosts are left to the run-status
+    sensor, which sees the Dagster run fail.
+    """
+    host = socket.gethostname()
+    with engine.begin() as conn:
+        stale = conn.execute(
+            sa.select(import_jobs.c.run_id, import_jobs.c.pid).where(
+                import_jobs.c.key == key,
+                import_jobs.c.state == "RUNNING",
+                import_jobs.c.run_id != run_id,
+                import_jobs.c.host == host,
+            )
+        ).all()
+        dead = [row.run_id for row in stale if not process_alive(host, row.pid)]
+    for dead_run in dead:
+        mark_interrupted(engine, key=key, run_id=dead_run)
+    return dead
+
+
+INTERRUPTED = "interrupted: the importing process ended without finishing"
+
+
+def mark_interrupted(engine: Engine, *, key: str, run_id: str) -> None:
+    with engine.begin() as conn:
+        close_job(conn, key=key, run_id=run_id, state="FAILURE", error=INTERRUPTED)
 
 
 def close_job(conn: Connection, *, key: str, run_id: str, state: str, **values: Any) -> None:

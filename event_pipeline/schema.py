@@ -107,6 +107,8 @@ import_jobs = sa.Table(
     sa.Column("archive_path", sa.Text),
     sa.Column("archive_sha256", sa.String(64)),
     sa.Column("run_id", sa.String(64), index=True),
+    sa.Column("host", sa.Text),  # where the importing process ran, to tell an interrupted run
+    sa.Column("pid", sa.Integer),
     sa.Column("state", sa.String(16), nullable=False),  # RUNNING, SUCCESS, FAILURE
     sa.Column("event_id", sa.Integer),  # no FK: a FAILURE row may outlive its event
     sa.Column("error", sa.Text),

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
+from sqlalchemy.engine import Engine
 
 from event_pipeline import jobs
-from event_pipeline.assets.common import ARCHIVES, GROUP, recording_failure
+from event_pipeline.assets.common import ARCHIVES, GROUP, HOST_TAG, KEY_TAG, PID_TAG, recording_failure
 from event_pipeline.pipeline import ValidatedArchive, validate_archive
 from event_pipeline.problems import ImportFailed, Problem
 from event_pipeline.resources import DatabaseResource
@@ -30,12 +31,33 @@ def resolve_path(configured: str, key: str, last_known: str | None) -> str:
     return str(Path(os.environ.get("EVENT_PIPELINE_DROP_DIR", "drop")) / f"{key}.zip")
 
 
+def fail_interrupted_runs(instance: dg.DagsterInstance, engine: Engine, key: str, current_run_id: str) -> None:
+    """Runs of this key whose process was killed (kill -9, power loss) stay RUNNING/STARTED
+    forever; mark them failed, in ``import_jobs`` and in Dagster. Only what can be
+    told for sure: processes of this host that no longer exist."""
+    dead = set(jobs.fail_interrupted(engine, key, current_run_id))
+    started = instance.get_runs(
+        dg.RunsFilter(
+            tags={KEY_TAG: key},
+            statuses=[dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED],
+        )
+    )
+    for run in started:
+        if run.run_id == current_run_id:
+            continue
+        pid = run.tags.get(PID_TAG)
+        if run.run_id in dead or not jobs.process_alive(run.tags.get(HOST_TAG), int(pid) if pid else None):
+            jobs.mark_interrupted(engine, key=key, run_id=run.run_id)
+            instance.report_run_failed(run, jobs.INTERRUPTED)
+
+
 @dg.asset(partitions_def=ARCHIVES, group_name=GROUP)
 def archive(context: dg.AssetExecutionContext, config: ArchiveConfig, database: DatabaseResource) -> ValidatedArchive:
     """The archive, read and normalised as a whole; every problem is reported at once."""
     key = context.partition_key
     engine = database.engine()
     path = resolve_path(config.path, key, jobs.last_archive_path(engine, key))
+    fail_interrupted_runs(context.instance, engine, key, context.run.run_id)
     jobs.open_job(engine, key=key, run_id=context.run.run_id, path=path, sha256=None)
     context.log.info(f"importing {path} as {key!r} into {database.describe()}")
     with recording_failure(engine, key, context.run.run_id):

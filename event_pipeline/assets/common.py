@@ -13,6 +13,12 @@ from event_pipeline.problems import ImportFailed, Problem
 
 GROUP = "event_import"
 
+# Run tags: the archive key (the queued run coordinator allows one run per
+# value), and where an in-process run executes, to tell a killed one.
+KEY_TAG = "event_pipeline/key"
+HOST_TAG = "event_pipeline/host"
+PID_TAG = "event_pipeline/pid"
+
 # One partition per archive key (the file name without .zip), so every
 # archive has its own history in the UI.
 ARCHIVES = dg.DynamicPartitionsDefinition(name="archives")
