@@ -6,6 +6,7 @@ import dagster as dg
 
 from event_pipeline.assets import GROUP, IMPORT_ASSETS
 from event_pipeline.resources import DatabaseResource
+from event_pipeline.resources.io_manager import RunCachedFilesystemIOManager
 
 IMPORT_JOB_NAME = "import_archive"
 
@@ -21,5 +22,5 @@ import_job = dg.define_asset_job(
 defs = dg.Definitions(
     assets=IMPORT_ASSETS,
     jobs=[import_job],
-    resources={"database": DatabaseResource()},
+    resources={"database": DatabaseResource(), "io_manager": RunCachedFilesystemIOManager()},
 )
