@@ -117,6 +117,7 @@ class _ModelNormaliser:
         self.fields = spec.record.model_fields
         self.strict = set(spec.required) | {spec.label}
         self.validator = spec.record.__pydantic_validator__
+        self.names: dict[str, str] = {}  # source key -> field name; archives repeat a handful of keys
 
     def record(self, raw: Any, index: int) -> NormRecord | None:
         if not isinstance(raw, dict):
@@ -132,11 +133,14 @@ class _ModelNormaliser:
         refs: dict[str, Any] = {}
         extra: dict[str, Any] = {}
         inline: dict[str, dict] = {}
+        names = self.names
         for key, value in raw.items():
             if key == "id":
                 continue
-            name = fold_key(key)
-            name = self.spec.aliases.get(name, name)
+            name = names.get(key)
+            if name is None:
+                folded = fold_key(key)
+                name = names[key] = self.spec.aliases.get(folded, folded)
             if name in self.ref_fields:
                 ref = self.ref_fields[name]
                 refs[name] = self._reference(ref, value, source_id)

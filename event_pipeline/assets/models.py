@@ -11,6 +11,7 @@ import dagster as dg
 
 from event_pipeline.assets.common import ARCHIVES, GROUP, recording_failure
 from event_pipeline.catalog import EVENT, MODELS, ModelSpec, upstream
+from event_pipeline.normalise import fold_key
 from event_pipeline.pipeline import ValidatedArchive, plan_step
 from event_pipeline.plan import ModelPlan
 from event_pipeline.resources import DatabaseResource
@@ -19,6 +20,14 @@ from event_pipeline.resources import DatabaseResource
 def _inputs(spec: ModelSpec) -> list[str]:
     names = ["archive"] if spec is EVENT else ["archive", EVENT.name]
     return names + [name for name in upstream(spec) if name not in names]
+
+
+def _concerns(spec: ModelSpec, file: str | None) -> bool:
+    """Whether a problem's file is this model's: its own file, or its list inside the event file."""
+    if not file:
+        return False
+    head, _, embedded = file.partition(":")
+    return fold_key(embedded) in spec.embedded_in_event if embedded else head in spec.files
 
 
 def build_model_asset(spec: ModelSpec, previous: ModelSpec | None) -> dg.AssetsDefinition:
@@ -39,7 +48,7 @@ def build_model_asset(spec: ModelSpec, previous: ModelSpec | None) -> dg.AssetsD
         engine = database.engine()
         with recording_failure(engine, validated.key, context.run.run_id):
             plan = plan_step(engine, spec, validated, maps)
-        warnings = sum(1 for w in validated.warnings if w.file and w.file.split(":")[0] in (*spec.files, "event"))
+        warnings = sum(1 for w in validated.warnings if _concerns(spec, w.file))
         context.log.info(f"{spec.name}: {plan.count} records, {warnings} warnings")
         context.add_output_metadata({"records": plan.count, **plan.diff(), "id_map_size": len(plan.id_map)})
         return plan
