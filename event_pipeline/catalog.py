@@ -25,6 +25,19 @@ class Ref:
 
 
 @dataclass(frozen=True)
+class Media:
+    """A column holding a media file's archive path (or URL), and where its copy is stored.
+
+    ``key`` is the reference server's storage layout under ``events/{event_id}/``
+    (``{id}`` is the record's database id); the stored object's name inside
+    that folder is the sha256 of its bytes, see ``media/plan.py``.
+    """
+
+    column: str
+    key: str
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str  # asset name
     table: str
@@ -34,7 +47,7 @@ class ModelSpec:
     label: str = "name"  # the field that identifies a record to a person
     required: tuple[str, ...] = ()  # fields that must be present and valid
     refs: tuple[Ref, ...] = ()
-    media: tuple[str, ...] = ()  # columns holding archive media paths
+    media: tuple[Media, ...] = ()  # columns holding archive media paths, copied to storage
     aliases: dict[str, str] = field(default_factory=dict)  # source key -> field
     embedded_in_event: tuple[str, ...] = ()  # event keys that may hold the list
 
@@ -57,7 +70,7 @@ MODELS: tuple[ModelSpec, ...] = (
         files=("event",),
         required_file=True,
         required=("name",),
-        media=("logo_url", "original_image_url"),
+        media=(Media("logo_url", "logo"), Media("original_image_url", "background")),
         aliases={
             **_TIMES,
             "logo": "logo_url",
@@ -97,7 +110,7 @@ MODELS: tuple[ModelSpec, ...] = (
         table="sponsors",
         record=records.SponsorRecord,
         files=("sponsors",),
-        media=("logo_url",),
+        media=(Media("logo_url", "sponsors/{id}/logo"),),
         aliases={"logo": "logo_url", "type": "sponsor_type"},
     ),
     ModelSpec(
@@ -105,7 +118,7 @@ MODELS: tuple[ModelSpec, ...] = (
         table="speakers",
         record=records.SpeakerRecord,
         files=("speakers",),
-        media=("photo_url",),
+        media=(Media("photo_url", "speakers/{id}/photo"),),
         refs=(Ref("sessions", "sessions", many=True),),
         aliases={"photo": "photo_url", "featured": "is_featured"},
     ),
@@ -114,7 +127,7 @@ MODELS: tuple[ModelSpec, ...] = (
         table="tracks",
         record=records.TrackRecord,
         files=("tracks",),
-        media=("track_image_url",),
+        media=(Media("track_image_url", "tracks/{id}/track_image"),),
         aliases={"image_url": "track_image_url", "track_image": "track_image_url"},
     ),
     ModelSpec(
@@ -136,7 +149,11 @@ MODELS: tuple[ModelSpec, ...] = (
             Ref("session_type", "session_types", column="session_type_id", inline_creates=True),
             Ref("speakers", "speakers", many=True),
         ),
-        media=("slides_url", "audio_url", "video_url"),
+        media=(
+            Media("slides_url", "slides/{id}/slides"),
+            Media("audio_url", "audios/{id}/audio"),
+            Media("video_url", "sessions/{id}/video"),
+        ),
         aliases={
             **_TIMES,
             "slides": "slides_url",
@@ -152,6 +169,7 @@ MODELS: tuple[ModelSpec, ...] = (
 BY_NAME: dict[str, ModelSpec] = {m.name: m for m in MODELS}
 CHILD_MODELS: tuple[ModelSpec, ...] = MODELS[1:]
 EVENT = BY_NAME["event"]
+MEDIA_MODELS: tuple[ModelSpec, ...] = tuple(m for m in MODELS if m.media)  # what the media asset serves
 
 # Files every archive may carry besides the models; read, not warned about.
 KNOWN_AUXILIARY_FILES = ("meta",)

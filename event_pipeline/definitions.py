@@ -5,8 +5,11 @@ from __future__ import annotations
 import dagster as dg
 
 from event_pipeline.assets import GROUP, IMPORT_ASSETS
-from event_pipeline.resources import DatabaseResource
+from event_pipeline.assets.checks import CHECKS
+from event_pipeline.bulk import bulk_import_job
+from event_pipeline.resources import DatabaseResource, MediaStorageResource
 from event_pipeline.resources.io_manager import RunCachedFilesystemIOManager
+from event_pipeline.sensors import SCHEDULES, SENSORS
 
 IMPORT_JOB_NAME = "import_archive"
 
@@ -21,6 +24,13 @@ import_job = dg.define_asset_job(
 
 defs = dg.Definitions(
     assets=IMPORT_ASSETS,
-    jobs=[import_job],
-    resources={"database": DatabaseResource(), "io_manager": RunCachedFilesystemIOManager()},
+    asset_checks=CHECKS,
+    sensors=SENSORS,
+    schedules=SCHEDULES,
+    jobs=[import_job, bulk_import_job],
+    resources={
+        "database": DatabaseResource(),
+        "media_storage": MediaStorageResource(),
+        "io_manager": RunCachedFilesystemIOManager(),
+    },
 )

@@ -133,3 +133,45 @@ def last_archive_path(engine: Engine, key: str) -> str | None:
             .order_by(import_jobs.c.id.desc())
             .limit(1)
         ).scalar()
+
+
+def last_archive_paths(engine: Engine) -> dict[str, str]:
+    """Every key's last archive path in one query (the schedule's list of known archives)."""
+    latest = (
+        sa.select(import_jobs.c.key, sa.func.max(import_jobs.c.id).label("id"))
+        .where(import_jobs.c.archive_path.is_not(None))
+        .group_by(import_jobs.c.key)
+        .subquery()
+    )
+    query = sa.select(import_jobs.c.key, import_jobs.c.archive_path).join(latest, import_jobs.c.id == latest.c.id)
+    with engine.connect() as conn:
+        return {key: path for key, path in conn.execute(query)}
+
+
+def get_job(engine: Engine, run_id: str) -> dict[str, Any] | None:
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(import_jobs).where(import_jobs.c.run_id == run_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def close_unfinished(engine: Engine, *, key: str, run_id: str, error: str, path: str | None = None) -> dict[str, Any]:
+    """Mark the run's row FAILURE unless it already ended (creating it if the run never opened one).
+
+    For runs that ended without closing their row: killed, canceled from the
+    UI, failed before the import began, or a partial selection.
+    """
+    with engine.begin() as conn:
+        state = conn.execute(sa.select(import_jobs.c.state).where(import_jobs.c.run_id == run_id)).scalar()
+        if state in (None, "RUNNING"):
+            extra = {"archive_path": path} if state is None and path else {}
+            problem = Problem(None, None, None, error)
+            close_job(conn, key=key, run_id=run_id, state="FAILURE", error=error, errors=[problem.as_dict()], **extra)
+    return get_job(engine, run_id) or {}
+
+
+def event_name(engine: Engine, key: str) -> str | None:
+    """The imported event's name for a key, if it was ever imported."""
+    from event_pipeline.schema import events
+
+    with engine.connect() as conn:
+        return conn.execute(sa.select(events.c.name).where(events.c.import_key == key)).scalar()

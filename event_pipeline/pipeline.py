@@ -12,9 +12,9 @@ Kept free of Dagster so they can be tested and reused (``validate`` command).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -37,6 +37,9 @@ from event_pipeline.plan import (
 from event_pipeline.problems import ImportFailed, Problem
 from event_pipeline.schema import TABLES, events
 
+if TYPE_CHECKING:
+    from event_pipeline.media import MediaPlan
+
 
 @dataclass
 class ValidatedArchive:
@@ -49,6 +52,7 @@ class ValidatedArchive:
     unchanged: bool  # same bytes as the last successful import: nothing to do
     normalised: Normalised | None
     warnings: list[Problem]
+    media: dict[str, str] = field(default_factory=dict)  # the zip's media files: normalised path -> member
 
     def records(self, spec: ModelSpec) -> list:
         return self.normalised.records.get(spec.name, []) if self.normalised else []
@@ -74,7 +78,8 @@ def validate_archive(
     normalised = normalise(archive)
     if problems.errors:
         raise ImportFailed(problems.errors, problems.warnings)
-    return ValidatedArchive(key, str(path), archive.sha256, target, False, normalised, normalised.problems.warnings)
+    warnings = normalised.problems.warnings
+    return ValidatedArchive(key, str(path), archive.sha256, target, False, normalised, warnings, archive.media)
 
 
 def _unchanged_plan(engine: Engine, spec: ModelSpec, event_id: int) -> ModelPlan:
@@ -149,21 +154,39 @@ def publish_step(
     run_id: str,
     *,
     before_commit: Callable[[Connection], None] | None = None,
+    media: MediaPlan | None = None,
 ) -> dict[str, Any]:
     """Write every plan and the SUCCESS job row in one transaction; return the result JSON.
 
     If another import of the same key committed since the plans were made
     (the CLI and the sensor at once), the plans are stale: plan again against
     the new state and retry, so concurrent imports end up one after the other.
+
+    ``media`` (the media asset's output) puts the stored URLs into the rows in
+    the same transaction; if the import fails, the objects it uploaded are
+    removed, and after the commit those no row points at any more.
     """
     for attempt in range(1, PUBLISH_ATTEMPTS + 1):
         try:
-            return _publish_once(engine, validated, plans, run_id, before_commit)
+            outcome = _publish_once(engine, validated, plans, run_id, before_commit, media)
         except (ConcurrentImport, IntegrityError):
             if attempt == PUBLISH_ATTEMPTS or validated.unchanged:
+                if media is not None:
+                    media.discard(engine)
                 raise
             validated = replace(validated, target=event_target(engine, validated.key))
             plans = plan_all(engine, validated)
+            if media is not None:
+                media = media.replan(engine, validated, plans)
+            continue
+        except BaseException:
+            if media is not None:
+                media.discard(engine)
+            raise
+        if media is not None:
+            media.after_commit()
+            outcome["media"] = media.summary()
+        return outcome
     raise AssertionError("unreachable")
 
 
@@ -173,12 +196,19 @@ def _publish_once(
     plans: dict[str, ModelPlan],
     run_id: str,
     before_commit: Callable[[Connection], None] | None,
+    media: MediaPlan | None = None,
 ) -> dict[str, Any]:
+    media_updates: dict[str, list[dict[str, Any]]] = {}
+    if media is not None and not validated.unchanged:
+        media.ensure_stored()  # uploads happen before the commit
+        plans, media_updates = media.apply(plans)
     counts, diff = summarise(plans)
     event_id = validated.target.event_id
     with engine.begin() as conn:
         if not validated.unchanged:
             publish(conn, plans, validated.sha256, before_commit=before_commit)
+            if media is not None:
+                media.write(conn, media_updates)
         name, identifier = conn.execute(
             sa.select(events.c.name, events.c.identifier).where(events.c.id == event_id)
         ).one()
@@ -189,7 +219,7 @@ def _publish_once(
             key=validated.key,
             counts=counts,
             diff=diff,
-            warnings=validated.warnings,
+            warnings=validated.warnings + (media.warnings if media is not None else []),
             unchanged_archive=validated.unchanged,
         )
         jobs.close_job(

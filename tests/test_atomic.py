@@ -108,7 +108,8 @@ def test_reexecution_from_failure_completes_the_import(db_url, monkeypatch):
         ) as second:
             assert second.success
             steps = {e.step_key for e in second.all_events if e.event_type_value == "STEP_SUCCESS"}
-            assert steps == {"import_result"}  # only the failed step ran again
+            checks = {f"import_result_{c}" for c in ("references_stay_in_event", "row_counts_match_archive")}
+            assert steps == {"import_result", *checks}  # only the failed step ran again, and its checks
     assert scalar(db_url, "select count(*) from sessions") == 82
     assert scalar(db_url, "select count(*) from session_speakers") == 103
     assert [r[0] for r in rows(db_url, "select state from import_jobs order by id")] == ["FAILURE", "SUCCESS"]

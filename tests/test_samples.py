@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import BROKEN_SAMPLE, GOOD_SAMPLES, import_archive, rows, sample, scalar
 from expectations import expected
@@ -75,7 +77,13 @@ def test_sample_imports_exactly(name, db_url):
         assert title == want["titles"][sid]
         assert all(o in (None, event_id) for o in owners)
 
-    photos = dict(rows(db_url, "select source_id, photo_url from speakers where event_id = :e", e=event_id))
+    # Photos: the archive's path, kept in extra where the column now holds the stored copy's URL (test_media.py).
+    photos = {}
+    for source_id, photo_url, extra in rows(
+        db_url, "select source_id, photo_url, extra from speakers where event_id = :e", e=event_id
+    ):
+        extra = extra if isinstance(extra, dict) else json.loads(extra)
+        photos[source_id] = extra.get("archive_paths", {}).get("photo_url", photo_url)
     assert photos == want["photos"]
     assert scalar(db_url, "select state from import_jobs where event_id = :e", e=event_id) == "SUCCESS"
 

@@ -8,7 +8,7 @@ import dagster as dg
 from pydantic import Field
 from sqlalchemy.engine import Engine
 
-from event_pipeline import jobs
+from event_pipeline import jobs, s3
 from event_pipeline.assets.common import ARCHIVES, GROUP, HOST_TAG, KEY_TAG, PID_TAG, recording_failure
 from event_pipeline.pipeline import ValidatedArchive, validate_archive
 from event_pipeline.problems import ImportFailed, Problem
@@ -24,10 +24,13 @@ class ArchiveConfig(dg.Config):
 
 
 def resolve_path(configured: str, key: str, last_known: str | None) -> str:
+    """The archive to import; a downloaded S3 copy resolves to its s3:// source, to fetch it afresh."""
     if configured:
-        return configured
+        return s3.source_for(configured)
     if last_known:
-        return last_known
+        return s3.source_for(last_known)
+    if os.environ.get("EVENT_PIPELINE_DROP_URL"):
+        return f"{os.environ['EVENT_PIPELINE_DROP_URL'].rstrip('/')}/{key}.zip"
     return str(Path(os.environ.get("EVENT_PIPELINE_DROP_DIR", "drop")) / f"{key}.zip")
 
 
@@ -61,9 +64,10 @@ def archive(context: dg.AssetExecutionContext, config: ArchiveConfig, database: 
     jobs.open_job(engine, key=key, run_id=context.run.run_id, path=path, sha256=None)
     context.log.info(f"importing {path} as {key!r} into {database.describe()}")
     with recording_failure(engine, key, context.run.run_id):
-        if not Path(path).is_file():
+        local = str(s3.fetch(path)) if s3.is_s3(path) else path  # downloaded to <data dir>/s3/...
+        if not Path(local).is_file():
             raise ImportFailed([Problem(Path(path).name, None, None, f"archive not found: {path}")])
-        validated = validate_archive(engine, path, key, force=config.force)
+        validated = validate_archive(engine, local, key, force=config.force)
     kinds = Counter(w.file for w in validated.warnings)
     context.log.info(
         f"archive {key}: sha256 {validated.sha256[:12]}, "

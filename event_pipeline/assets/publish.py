@@ -9,16 +9,21 @@ from event_pipeline.resources import DatabaseResource
 
 
 @dg.asset(
-    ins={"archive": dg.AssetIn("archive"), **{spec.name: dg.AssetIn(spec.name) for spec in MODELS}},
+    ins={
+        "archive": dg.AssetIn("archive"),
+        **{spec.name: dg.AssetIn(spec.name) for spec in MODELS},
+        "media": dg.AssetIn("media"),
+    },
     partitions_def=ARCHIVES,
     group_name=GROUP,
 )
 def import_result(context: dg.AssetExecutionContext, database: DatabaseResource, **inputs) -> dict:
     """The imported event: all rows committed at once, and the result JSON."""
     validated: ValidatedArchive = inputs.pop("archive")
+    media = inputs.pop("media")
     engine = database.engine()
     with recording_failure(engine, validated.key, context.run.run_id):
-        outcome = publish_step(engine, validated, inputs, context.run.run_id)
+        outcome = publish_step(engine, validated, inputs, context.run.run_id, media=media)
     diff = outcome["diff"]
     context.log.info(
         f"published event {outcome['result']['id']} ({outcome['result']['event_name']}): "
@@ -31,6 +36,7 @@ def import_result(context: dg.AssetExecutionContext, database: DatabaseResource,
             **{k: diff[k] for k in ("created", "updated", "deleted", "unchanged")},
             "counts": dg.MetadataValue.json(outcome["counts"]),
             "warnings": len(outcome["warnings"]),
+            "media": dg.MetadataValue.json(outcome.get("media") or {}),
         }
     )
     return outcome

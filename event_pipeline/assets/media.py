@@ -1,0 +1,58 @@
+"""The ``media`` asset: the archive's media files copied to storage, before anything is committed.
+
+It runs after the models it serves (their plans give each row's database id,
+which is part of the storage key) and outputs a :class:`MediaPlan` that
+``import_result`` applies inside its transaction.
+"""
+
+import dagster as dg
+
+from event_pipeline.assets.common import ARCHIVES, GROUP, recording_failure
+from event_pipeline.catalog import MEDIA_MODELS, MODELS
+from event_pipeline.media import MediaPlan, prepare
+from event_pipeline.pipeline import ValidatedArchive
+from event_pipeline.resources import DatabaseResource, MediaStorageResource
+
+LOGGED_WARNINGS = 50  # each is an event-log entry; all of them are in the result JSON
+_INS = {"archive": dg.AssetIn("archive"), **{spec.name: dg.AssetIn(spec.name) for spec in MEDIA_MODELS}}
+
+
+@dg.asset(
+    ins=_INS,
+    deps=[MODELS[-1].name] if MODELS[-1].name not in _INS else [],  # after every model
+    partitions_def=ARCHIVES,
+    group_name=GROUP,
+)
+def media(
+    context: dg.AssetExecutionContext,
+    database: DatabaseResource,
+    media_storage: MediaStorageResource,
+    **inputs,
+) -> MediaPlan:
+    """Logos, photos, audio, video and slides the archive names, stored under the new ids (content-addressed)."""
+    validated: ValidatedArchive = inputs.pop("archive")
+    engine = database.engine()
+    with recording_failure(engine, validated.key, context.run.run_id):
+        storage = media_storage.storage()
+        if not validated.unchanged:
+            context.log.info(f"media: storing into {storage.describe()}")
+        plan = prepare(
+            engine, storage, validated, inputs, policy=media_storage.fetch_policy(), progress=context.log.info
+        )
+    for warning in plan.warnings[:LOGGED_WARNINGS]:
+        context.log.warning(f"media: {warning}")
+    if len(plan.warnings) > LOGGED_WARNINGS:
+        context.log.warning(f"media: {len(plan.warnings) - LOGGED_WARNINGS} more warnings (see the result JSON)")
+    summary = plan.summary()
+    context.log.info(
+        f"media: {summary['objects']} objects ({summary['bytes']} bytes), {summary['uploaded']} uploaded "
+        f"({summary['bytes_uploaded']} bytes), {summary['reused']} already stored, {summary['missing']} missing"
+    )
+    context.add_output_metadata(
+        {
+            "storage": str(summary["storage"]),
+            **{k: v for k, v in summary.items() if k not in ("storage", "deleted")},
+            "first_warnings": dg.MetadataValue.json([w.as_dict() for w in plan.warnings[:LOGGED_WARNINGS]]),
+        }
+    )
+    return plan

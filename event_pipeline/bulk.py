@@ -1,0 +1,281 @@
+"""``bulk_import``: many archives, one step per archive, on Dagster's Celery executor.
+
+::
+
+    find_archives --(one dynamic output per archive)--> import_one[...] --> bulk_summary
+
+``find_archives`` lists the archives: the paths given in run config (a folder
+or an ``s3://`` prefix means the archives directly in it), else every known
+key (the ``archives`` dynamic partitions and the keys in ``import_jobs``),
+each from the file it was last imported from or the drop folder.
+``import_one`` imports one archive with the same plain steps as the asset job
+(validate, plan, store media, publish in one transaction), with its own
+``import_jobs`` row (``run_id`` = ``<dagster run id>/<index>``), while
+holding the key's advisory lock (``locks.py``): the same key is never
+imported by two workers at once.
+
+The executor is ``dagster-celery``'s, configured from the YAML file the
+workers are started with (``deploy/celery.yaml``, or
+``EVENT_PIPELINE_CELERY_CONFIG``), so the job and its workers cannot
+disagree about the broker, and the broker URL stays out of run config. A
+worker killed mid-import is covered by ``task_acks_late`` there: the step's
+message was not acknowledged, so the broker hands it to another worker,
+which imports the archive again; nothing of the killed attempt was
+committed (one transaction per import). See docs/deploy.md.
+"""
+
+import os
+import re
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import dagster as dg
+import yaml
+from dagster_celery import celery_executor
+from pydantic import Field
+from sqlalchemy.engine import Engine
+
+from event_pipeline import jobs, s3, settings
+from event_pipeline.assets.archive import resolve_path
+from event_pipeline.assets.common import ARCHIVES, recording_failure
+from event_pipeline.catalog import MEDIA_MODELS
+from event_pipeline.drop import archive_key
+from event_pipeline.locks import key_lock
+from event_pipeline.media import FetchPolicy, Storage, prepare
+from event_pipeline.pipeline import key_for, plan_all, publish_step, validate_archive
+from event_pipeline.problems import ImportFailed, Problem
+from event_pipeline.resources import DatabaseResource, MediaStorageResource
+from event_pipeline.schema import import_jobs
+
+BULK_JOB_NAME = "bulk_import"
+CELERY_CONFIG_ENV = "EVENT_PIPELINE_CELERY_CONFIG"
+IO_DIR_ENV = "EVENT_PIPELINE_IO_DIR"
+DEFAULT_CELERY_CONFIG: dict[str, Any] = {
+    "broker": "amqp://guest:guest@127.0.0.1:5672//",
+    "backend": "rpc://",
+    "config_source": {
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "broker_connection_retry_on_startup": True,
+    },
+}
+
+
+def celery_config_path() -> Path | None:
+    """``EVENT_PIPELINE_CELERY_CONFIG``, else ``deploy/celery.yaml`` of a checkout (or image), else none."""
+    configured = os.environ.get(CELERY_CONFIG_ENV)
+    if configured:
+        return Path(configured)
+    default = settings.PROJECT_DIR / "deploy" / "celery.yaml"
+    return default if default.is_file() else None
+
+
+def celery_executor_config(path: Path | None = None) -> dict[str, Any]:
+    """The ``execution: config:`` block of the shared YAML (what ``dagster-celery worker start -y`` reads)."""
+    path = path or celery_config_path()
+    if path is None:
+        return dict(DEFAULT_CELERY_CONFIG)
+    parsed = yaml.safe_load(path.read_text()) or {}
+    return dict((parsed.get("execution") or {}).get("config") or {})
+
+
+# ---------------------------------------------------------------------------
+# The plain steps
+
+
+def mapping_keys(keys: list[str]) -> list[str]:
+    """Dagster mapping keys (``[A-Za-z0-9_]+``, unique) that read like the archive keys."""
+    seen: set[str] = set()
+    out = []
+    for key in keys:
+        base = re.sub(r"[^A-Za-z0-9_]", "_", key) or "archive"
+        candidate, n = base, 1
+        while candidate in seen:
+            n += 1
+            candidate = f"{base}_{n}"
+        seen.add(candidate)
+        out.append(candidate)
+    return out
+
+
+def expand_paths(paths: list[str]) -> list[str]:
+    """Files as given; a folder, or an ``s3://`` prefix not ending in ``.zip``, stands for the
+    archives directly in it (as the drop folder sensor takes them), in name order."""
+    found: list[str] = []
+    for given in paths:
+        if s3.is_s3(given):
+            if given.lower().endswith(".zip"):
+                found.append(given)
+            else:
+                objects = s3.list_archives(given)
+                found.extend(sorted(o.url for o in objects if archive_key(PurePosixPath(o.key).name)))
+            continue
+        path = Path(given).expanduser().resolve()
+        if path.is_dir():
+            found.extend(sorted(str(p) for p in path.iterdir() if p.is_file() and archive_key(p.name)))
+        else:
+            found.append(str(path))
+    return found
+
+
+def known_keys(instance: dg.DagsterInstance, engine: Engine) -> list[str]:
+    """Every archive key this installation knows: the partitions and the keys in ``import_jobs``."""
+    with engine.connect() as conn:
+        in_jobs = set(conn.execute(import_jobs.select().with_only_columns(import_jobs.c.key).distinct()).scalars())
+    return sorted(set(instance.get_dynamic_partitions(ARCHIVES.name)) | in_jobs)
+
+
+def bulk_items(instance: dg.DagsterInstance, engine: Engine, paths: list[str], force: bool) -> list[dict[str, Any]]:
+    """What to import: ``{"key", "path", "force", "index", "mapping_key"}`` per archive."""
+    if paths:
+        pairs = [(key_for(p), p) for p in expand_paths(paths)]
+    else:
+        pairs = [
+            (key, resolve_path("", key, jobs.last_archive_path(engine, key))) for key in known_keys(instance, engine)
+        ]
+    return [
+        {"key": key, "path": path, "force": force, "index": i, "mapping_key": mk}
+        for i, ((key, path), mk) in enumerate(zip(pairs, mapping_keys([k for k, _ in pairs]), strict=True))
+    ]
+
+
+def bulk_job_id(run_id: str, index: int) -> str:
+    """The ``import_jobs.run_id`` of one archive of a bulk run (one run, many imports)."""
+    return f"{run_id}/{index}"
+
+
+def import_one_archive(
+    engine: Engine,
+    key: str,
+    path: str,
+    job_id: str,
+    *,
+    force: bool = False,
+    storage: Storage | None = None,
+    policy: FetchPolicy | None = None,
+    lock_timeout: float | None = None,
+    log: Any = None,
+) -> dict[str, Any]:
+    """Import one archive (a file or an ``s3://`` object) while holding its key's lock.
+
+    The same steps as the asset job: validate, plan, store the media (when a
+    ``storage`` is given), publish in one transaction. Returns the result JSON;
+    raises ``dg.Failure`` for an archive that cannot be imported. The
+    ``import_jobs`` row is RUNNING from when the lock is held, SUCCESS in the
+    import's own transaction, FAILURE after a rollback.
+    """
+
+    def say(message: str) -> None:
+        if log is not None:
+            log.info(message)
+
+    def waiting(holders: list[int]) -> None:
+        say(f"{key}: another import of this key is running (server pid {holders}); waiting for it")
+
+    with recording_failure(engine, key, job_id), key_lock(engine, key, timeout=lock_timeout, on_wait=waiting):
+        jobs.fail_interrupted(engine, key, job_id)
+        jobs.open_job(engine, key=key, run_id=job_id, path=path, sha256=None)
+        local = str(s3.fetch(path)) if s3.is_s3(path) else path  # downloaded to <data dir>/s3/...
+        if not Path(local).is_file():
+            raise ImportFailed([Problem(Path(path).name, None, None, f"archive not found: {path}")])
+        validated = validate_archive(engine, local, key, force=force)
+        plans = plan_all(engine, validated)
+        media = None
+        if storage is not None:
+            media = prepare(
+                engine, storage, validated, {s.name: plans[s.name] for s in MEDIA_MODELS}, policy=policy, progress=say
+            )
+        return publish_step(engine, validated, plans, job_id, media=media)
+
+
+# ---------------------------------------------------------------------------
+# The Dagster job
+
+
+class BulkConfig(dg.Config):
+    paths: list[str] = Field(
+        default_factory=list,
+        description="Archives to import (key = file name without .zip); a folder means its *.zip files. "
+        "Empty: every known key (the `archives` partitions and the keys in import_jobs).",
+    )
+    force: bool = Field(default=False, description="Re-import archives whose bytes are unchanged.")
+
+
+@dg.op(out=dg.DynamicOut(dict), description="List the archives to import; one output (and step) per archive.")
+def find_archives(context: dg.OpExecutionContext, config: BulkConfig, database: DatabaseResource):
+    engine = database.engine()
+    items = bulk_items(context.instance, engine, config.paths, config.force)
+    new_keys = sorted({i["key"] for i in items} - set(context.instance.get_dynamic_partitions(ARCHIVES.name)))
+    if new_keys:  # every imported key gets its partition, so the UI shows it and the next bulk run knows it
+        context.instance.add_dynamic_partitions(ARCHIVES.name, new_keys)
+    context.log.info(f"{len(items)} archives to import into {database.describe()}")
+    for item in items:
+        yield dg.DynamicOutput(
+            item, mapping_key=item["mapping_key"], metadata={"key": item["key"], "path": item["path"]}
+        )
+
+
+@dg.op(
+    retry_policy=dg.RetryPolicy(max_retries=2, delay=5),  # transient errors; invalid archives never retry
+    description="Import one archive (validate, plan, media, publish in one transaction) under its key's lock.",
+)
+def import_one(
+    context: dg.OpExecutionContext, item: dict, database: DatabaseResource, media_storage: MediaStorageResource
+) -> dict:
+    engine = database.engine()
+    job_id = bulk_job_id(context.run.run_id, item["index"])
+    context.log.info(f"importing {item['path']} as {item['key']!r} (import_jobs run_id {job_id})")
+    outcome = import_one_archive(
+        engine,
+        item["key"],
+        item["path"],
+        job_id,
+        force=item["force"],
+        storage=media_storage.storage(),
+        policy=media_storage.fetch_policy(),
+        log=context.log,
+    )
+    diff = outcome["diff"]
+    summary = {
+        "key": item["key"],
+        "event_id": outcome["result"]["id"],
+        "unchanged_archive": outcome["unchanged_archive"],
+        **{k: diff[k] for k in ("created", "updated", "deleted", "unchanged")},
+        "warnings": len(outcome["warnings"]),
+    }
+    context.add_output_metadata({**summary, "url": dg.MetadataValue.url(outcome["result"]["url"])})
+    return summary
+
+
+@dg.op(description="Totals of the bulk import (runs when every archive succeeded).")
+def bulk_summary(context: dg.OpExecutionContext, results: list[dict]) -> dict:
+    totals: dict[str, Any] = {"archives": len(results)}
+    totals["unchanged_archives"] = sum(1 for r in results if r["unchanged_archive"])
+    for k in ("created", "updated", "deleted", "unchanged", "warnings"):
+        totals[k] = sum(r[k] for r in results)
+    context.log.info(f"bulk import done: {totals}")
+    context.add_output_metadata(totals)
+    return totals
+
+
+def _io_manager() -> dg.FilesystemIOManager:
+    """Step outputs (small dicts) go through files: ``EVENT_PIPELINE_IO_DIR`` when workers run on
+    several machines (a volume they all mount), else the instance's storage folder."""
+    return dg.FilesystemIOManager(base_dir=os.environ.get(IO_DIR_ENV) or None)
+
+
+@dg.job(
+    name=BULK_JOB_NAME,
+    executor_def=celery_executor.configured(celery_executor_config()),
+    resource_defs={
+        "database": DatabaseResource(),
+        "media_storage": MediaStorageResource(),
+        "io_manager": _io_manager(),
+    },
+    tags={"event_pipeline/source": "bulk"},
+    description="Import many archives, one step per archive, on the Celery executor "
+    "(paths in config, or every known key).",
+)
+def bulk_import_job():
+    bulk_summary(find_archives().map(import_one).collect())

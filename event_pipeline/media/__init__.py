@@ -1,0 +1,22 @@
+"""An archive's media (logos, photos, audio, video, slides) copied to local or S3 storage.
+
+- ``storage.py``: the two backends, keys and URLs;
+- ``fetch.py``: the allow-list for URLs in archives (nothing is fetched unless listed);
+- ``plan.py``: which objects an import stores, storing them, the rows' new values.
+"""
+
+from event_pipeline.media.fetch import FetchPolicy
+from event_pipeline.media.plan import ARCHIVE_PATHS, MediaPlan, prepare
+from event_pipeline.media.storage import LocalStorage, S3Storage, Storage, StorageError, from_settings
+
+__all__ = [
+    "ARCHIVE_PATHS",
+    "FetchPolicy",
+    "LocalStorage",
+    "MediaPlan",
+    "S3Storage",
+    "Storage",
+    "StorageError",
+    "from_settings",
+    "prepare",
+]

@@ -1,0 +1,46 @@
+"""The drop-folder sensor: a new or changed zip becomes a partition and an import run."""
+
+import dagster as dg
+
+from event_pipeline import drop
+from event_pipeline.assets.common import ARCHIVES, KEY_TAG
+from event_pipeline.sensors.common import IMPORT_JOB, MARKER_TAG, SOURCE_TAG, interval_seconds, run_config
+
+
+def requests_for(context: dg.SensorEvaluationContext, scan: drop.Scan) -> dg.SensorResult:
+    for name, reason in scan.ignored:
+        context.log.info(f"ignoring {name}: {reason}")
+    if not scan.requests:
+        return dg.SensorResult(
+            skip_reason=f"nothing new ({len(scan.waiting)} waiting to be stable)" if scan.waiting else "nothing new",
+            cursor=scan.cursor.dump(),
+        )
+    known = set(context.instance.get_dynamic_partitions(ARCHIVES.name))
+    new_keys = sorted({r.key for r in scan.requests} - known)
+    runs = []
+    for request in scan.requests:
+        context.log.info(f"{request.key}: {request.path} ({request.marker[:12]}), import #{request.generation}")
+        runs.append(
+            dg.RunRequest(
+                run_key=request.run_key,
+                partition_key=request.key,
+                run_config=run_config(request.path),
+                tags={KEY_TAG: request.key, SOURCE_TAG: "sensor", MARKER_TAG: request.marker},
+            )
+        )
+    return dg.SensorResult(
+        run_requests=runs,
+        dynamic_partitions_requests=[ARCHIVES.build_add_request(new_keys)] if new_keys else [],
+        cursor=scan.cursor.dump(),
+    )
+
+
+@dg.sensor(
+    name="drop_folder_sensor",
+    job_name=IMPORT_JOB,
+    minimum_interval_seconds=interval_seconds(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Imports every new or changed *.zip in EVENT_PIPELINE_DROP_DIR (or EVENT_PIPELINE_DROP_URL, s3://).",
+)
+def drop_folder_sensor(context: dg.SensorEvaluationContext):
+    return requests_for(context, drop.evaluate(context.cursor))

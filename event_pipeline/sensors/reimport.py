@@ -1,0 +1,53 @@
+"""The nightly re-import: every known archive whose source still exists.
+
+Unchanged archives are a no-op (the import skips the same sha256), changed
+ones update in place, and keys whose file is gone are skipped with a log line.
+"""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from event_pipeline import s3
+from event_pipeline.assets.common import ARCHIVES, KEY_TAG
+from event_pipeline.jobs import last_archive_paths
+from event_pipeline.resources import DatabaseResource
+from event_pipeline.sensors.common import IMPORT_JOB, SOURCE_TAG, run_config
+
+DEFAULT_CRON = "0 3 * * *"  # nightly
+
+
+def reimport_plan(paths: dict[str, str], known: list[str]) -> tuple[dict[str, str], list[str]]:
+    """(key -> source to import, keys skipped because their source is gone or unknown)."""
+    sources = {key: s3.source_for(paths[key]) for key in known if key in paths}
+    remote = [src for src in sources.values() if s3.is_s3(src)]
+    found = s3.existing(remote) if remote else set()
+    todo = {key: src for key, src in sources.items() if (src in found if s3.is_s3(src) else Path(src).is_file())}
+    return todo, sorted(set(known) - set(todo))
+
+
+@dg.schedule(
+    name="reimport_schedule",
+    job_name=IMPORT_JOB,
+    cron_schedule=os.environ.get("EVENT_PIPELINE_REIMPORT_CRON") or DEFAULT_CRON,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Re-imports every known archive from its last source (EVENT_PIPELINE_REIMPORT_CRON, default nightly).",
+)
+def reimport_schedule(context: dg.ScheduleEvaluationContext, database: DatabaseResource):
+    known = context.instance.get_dynamic_partitions(ARCHIVES.name)
+    todo, skipped = reimport_plan(last_archive_paths(database.engine()), known)
+    for key in skipped:
+        context.log.info(f"not re-importing {key}: its archive is gone or was never imported")
+    if not todo:
+        return dg.SkipReason(f"no archive to re-import ({len(skipped)} skipped)")
+    tick = context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else "manual"
+    return [
+        dg.RunRequest(
+            run_key=f"{key}:{tick}",
+            partition_key=key,
+            run_config=run_config(source),
+            tags={KEY_TAG: key, SOURCE_TAG: "schedule"},
+        )
+        for key, source in sorted(todo.items())
+    ]

@@ -1,0 +1,163 @@
+"""Run-status sensors: every import run ends with a closed ``import_jobs`` row and a notification.
+
+A run that fails or is canceled outside the import's own error handling
+(terminated from the UI, a crashed worker, a resource that failed to start)
+would leave its row RUNNING; these sensors close it as FAILURE. When a run
+worker is killed outright, the code server that started it usually reports
+the run failed; if that server is gone too (daemon restarted, machine
+rebooted), the run would stay STARTED forever, so ``interrupted_imports_sensor``
+finds such runs by the process id their row recorded and fails them, which
+then notifies.
+"""
+
+import logging
+from typing import Any
+
+import dagster as dg
+from sqlalchemy.engine import Engine
+
+from event_pipeline import jobs, notify
+from event_pipeline.assets.common import KEY_TAG
+from event_pipeline.resources import DatabaseResource
+from event_pipeline.sensors.common import IMPORT_JOB, interval_seconds
+
+PARTITION_TAG = "dagster/partition"
+WILL_RETRY_TAG = "dagster/will_retry"
+NOT_PUBLISHED = "the run ended without importing: import_result was not part of it"
+
+
+def run_key(run: dg.DagsterRun) -> str | None:
+    return run.tags.get(KEY_TAG) or run.tags.get(PARTITION_TAG)
+
+
+def run_path(run: dg.DagsterRun) -> str | None:
+    try:
+        return run.run_config["ops"]["archive"]["config"]["path"] or None
+    except (KeyError, TypeError):
+        return None
+
+
+def on_success(engine: Engine, run: dg.DagsterRun, logger: logging.Logger | Any) -> notify.Notification | None:
+    """Notify a completed import; close the row of a run that never reached the import."""
+    job = jobs.get_job(engine, run.run_id)
+    if job is None:
+        return None  # e.g. a run of asset checks only: no import was attempted
+    if job["state"] == "RUNNING":
+        jobs.close_unfinished(engine, key=job["key"], run_id=run.run_id, error=NOT_PUBLISHED)
+        logger.info(f"{job['key']}: {NOT_PUBLISHED}")
+        return None
+    if job["state"] != "SUCCESS":
+        return None
+    if _unchanged(job):
+        logger.info(f"{job['key']}: archive unchanged since the last import; no notification")
+        return None
+    message = notify.success_message(job)
+    notify.send(message, logger)
+    return message
+
+
+def _unchanged(job: dict[str, Any]) -> bool:
+    diff = job.get("diff") or {}
+    links = diff.get("links") or {}
+    return not any(diff.get(k) for k in ("created", "updated", "deleted")) and not any(links.values())
+
+
+def on_failure(
+    engine: Engine, run: dg.DagsterRun, message: str, logger: logging.Logger | Any, *, canceled: bool = False
+) -> notify.Notification | None:
+    """Close the run's row as FAILURE (keeping the import's own error list) and notify."""
+    key = run_key(run)
+    if key is None:
+        return None
+    current = jobs.get_job(engine, run.run_id)
+    dead = current and current["state"] == "RUNNING" and not jobs.process_alive(current["host"], current["pid"])
+    if dead and not canceled:
+        message = jobs.INTERRUPTED  # the worker died (Dagster's message only says "failed from outside")
+    job = jobs.close_unfinished(engine, key=key, run_id=run.run_id, error=message, path=run_path(run))
+    if job.get("state") == "SUCCESS":  # the data was committed; a step after that failed
+        after = f"the event was imported, but the run failed afterwards: {message}"
+        job = {**job, "errors": [{"file": None, "record_id": None, "field": None, "message": after}]}
+    if run.tags.get(WILL_RETRY_TAG) == "true":
+        logger.info(f"{key}: run {run.run_id} failed and will be retried: {job.get('error')}")
+        return None
+    notification = notify.failure_message(job, jobs.event_name(engine, key))
+    notify.send(notification, logger)
+    return notification
+
+
+def _failure_text(context: dg.RunStatusSensorContext, fallback: str) -> str:
+    event = context.dagster_event
+    text = (event.message if event else None) or fallback
+    return text.strip().splitlines()[0] if text.strip() else fallback
+
+
+def _is_import(run: dg.DagsterRun) -> bool:
+    return run.job_name == IMPORT_JOB
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    name="import_succeeded_sensor",
+    minimum_interval_seconds=interval_seconds(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Notifies a completed import (email or log line).",
+)
+def import_succeeded_sensor(context: dg.RunStatusSensorContext, database: DatabaseResource):
+    if _is_import(context.dagster_run):
+        on_success(database.engine(), context.dagster_run, context.log)
+
+
+@dg.run_failure_sensor(
+    name="import_failed_sensor",
+    minimum_interval_seconds=interval_seconds(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Marks a failed import run's import_jobs row FAILURE and notifies, with every error.",
+)
+def import_failed_sensor(context: dg.RunFailureSensorContext, database: DatabaseResource):
+    if _is_import(context.dagster_run):
+        on_failure(database.engine(), context.dagster_run, _failure_text(context, "the run failed"), context.log)
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.CANCELED,
+    name="import_canceled_sensor",
+    minimum_interval_seconds=interval_seconds(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Marks a canceled (terminated) import run's import_jobs row FAILURE and notifies.",
+)
+def import_canceled_sensor(context: dg.RunStatusSensorContext, database: DatabaseResource):
+    if _is_import(context.dagster_run):
+        message = "canceled: the run was terminated"
+        on_failure(database.engine(), context.dagster_run, message, context.log, canceled=True)
+
+
+IN_PROGRESS = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+
+
+def sweep_interrupted(instance: dg.DagsterInstance, engine: Engine) -> list[str]:
+    """Fail in-progress import runs whose importing process is gone (same host only); their ids."""
+    failed = []
+    for run in instance.get_runs(dg.RunsFilter(job_name=IMPORT_JOB, statuses=IN_PROGRESS)):
+        job = jobs.get_job(engine, run.run_id)
+        if not job or job["state"] != "RUNNING" or jobs.process_alive(job["host"], job["pid"]):
+            continue
+        jobs.mark_interrupted(engine, key=job["key"], run_id=run.run_id)
+        if run.status == dg.DagsterRunStatus.CANCELING:
+            instance.report_run_canceled(run, jobs.INTERRUPTED)
+        else:
+            instance.report_run_failed(run, jobs.INTERRUPTED)
+        failed.append(run.run_id)
+    return failed
+
+
+@dg.sensor(
+    name="interrupted_imports_sensor",
+    minimum_interval_seconds=interval_seconds(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Fails import runs whose worker process died (kill -9, OOM), so they do not stay running forever.",
+)
+def interrupted_imports_sensor(context: dg.SensorEvaluationContext, database: DatabaseResource):
+    failed = sweep_interrupted(context.instance, database.engine())
+    for run_id in failed:
+        context.log.warning(f"run {run_id}: {jobs.INTERRUPTED}")
+    return dg.SkipReason(f"failed {len(failed)} interrupted run(s)" if failed else "no interrupted run")
