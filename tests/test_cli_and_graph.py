@@ -11,24 +11,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import sqlalchemy as sa
-from conftest import BROKEN_SAMPLE, REPO, import_archive, run_cli, sample, scalar
+from conftest import BROKEN_SAMPLE, REFERENCE_ORDER, REPO, import_archive, run_cli, sample, scalar
 
 from event_pipeline.catalog import MODELS
 from event_pipeline.db import get_engine
 from event_pipeline.definitions import IMPORT_JOB_NAME, defs
 from event_pipeline.settings import example_archive
 
-REFERENCE_ORDER = [
-    "event",
-    "social_links",
-    "custom_forms",
-    "microlocations",
-    "sponsors",
-    "speakers",
-    "tracks",
-    "session_types",
-    "sessions",
-]
 BIN = Path(sys.executable).parent
 
 

@@ -11,25 +11,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 
 import psycopg
 import pytest
 import yaml
-from conftest import PG_ADMIN, REPO, sample, scalar
+from conftest import PG_ADMIN, REFERENCE_ORDER, REPO, sample, scalar, throwaway_database
 from processes import BIN, free_port, graphql, process, tail, wait_for
-
-MODELS = [
-    "event",
-    "social_links",
-    "custom_forms",
-    "microlocations",
-    "sponsors",
-    "speakers",
-    "tracks",
-    "session_types",
-    "sessions",
-]
 
 WORKSPACE_QUERY = """
 {
@@ -78,25 +65,15 @@ query($id: ID!) { runOrError(runId: $id) { ... on Run { status tags { key value 
 @pytest.fixture(scope="module")
 def dagster_pg():
     """A throwaway PostgreSQL database for Dagster's own storage."""
-    name = f"ep_dagster_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is required in CI: {exc}")
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
     info = psycopg.conninfo.conninfo_to_dict(PG_ADMIN)
-    yield {
-        "DAGSTER_PG_HOST": info.get("host", "127.0.0.1"),
-        "DAGSTER_PG_PORT": str(info.get("port", 5432)),
-        "DAGSTER_PG_DB": name,
-        "DAGSTER_PG_USERNAME": info.get("user", "postgres"),
-        "DAGSTER_PG_PASSWORD": info.get("password", ""),
-    }
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_database("ep_dagster") as name:
+        yield {
+            "DAGSTER_PG_HOST": info.get("host", "127.0.0.1"),
+            "DAGSTER_PG_PORT": str(info.get("port", 5432)),
+            "DAGSTER_PG_DB": name,
+            "DAGSTER_PG_USERNAME": info.get("user", "postgres"),
+            "DAGSTER_PG_PASSWORD": info.get("password", ""),
+        }
 
 
 def test_postgres_variant_differs_from_the_default_only_in_storage():
@@ -145,7 +122,7 @@ def test_ui_lists_the_code_location_and_launches_an_import(db_url, dagster_pg, t
             raise AssertionError(f"{exc}\n{logs()}") from None
         [repo] = data["repositoriesOrError"]["nodes"]
         assets = {"/".join(node["assetKey"]["path"]) for node in repo["assetNodes"]}
-        assert set(MODELS) <= assets and {"archive", "import_result"} <= assets
+        assert set(REFERENCE_ORDER) <= assets and {"archive", "import_result"} <= assets
         assert "import_archive" in {job["name"] for job in repo["pipelines"]}
         sensors = {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]}
         assert sensors["drop_folder_sensor"] == "RUNNING"
