@@ -2,13 +2,16 @@
 
 Inserts and updates go in the reference import order (parents before the
 rows that point at them), then link changes, then deletions in reverse
-order. The event's revision is moved on with a guarded UPDATE, so a plan
+order. On PostgreSQL new rows go in with ``COPY`` (on the transaction's own
+connection), which is several times faster than ``executemany`` sends one
+INSERT per row; SQLite gets ``executemany``. The event's revision is moved on with a guarded UPDATE, so a plan
 computed against an older state of the event (a concurrent import of the
 same key) fails instead of overwriting newer data.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -33,8 +36,52 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
 
 
 def _insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], now: datetime) -> None:
+    if not rows:
+        return
+    stamps = {"created_at": now, "updated_at": now}
+    if conn.dialect.name == "postgresql":
+        _copy(conn, table, rows, stamps)
+        return
     for chunk in _chunks(rows):
-        conn.execute(table.insert(), [{**row, "created_at": now, "updated_at": now} for row in chunk])
+        conn.execute(table.insert(), [row | stamps for row in chunk])
+
+
+def _copy(conn: Connection, table: sa.Table, rows: Iterable[dict[str, Any]], fixed: dict[str, Any]) -> None:
+    """``COPY table FROM STDIN`` inside the caller's transaction. JSON columns are serialised here as
+    SQLAlchemy would; a key a row lacks is NULL, as in an INSERT that leaves it out."""
+    dumps = conn.dialect._json_serializer or json.dumps
+    columns = [c.name for c in table.columns]
+    json_at = [i for i, c in enumerate(table.columns) if isinstance(c.type, sa.JSON) and c.name not in fixed]
+    fixed_at = [(i, fixed[c]) for i, c in enumerate(columns) if c in fixed]
+    listed = ", ".join(f'"{c}"' for c in columns)
+    statement = f'COPY "{table.name}" ({listed}) FROM STDIN'
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    try:
+        with conn.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
+            _write_rows(copy, rows, columns, fixed_at, json_at, dumps)
+    except dbapi_error as exc:
+        # The driver's own error, as SQLAlchemy would raise it (IntegrityError for a duplicate key...),
+        # so callers handle COPY like any other statement.
+        raise sa.exc.DBAPIError.instance(statement, None, exc, dbapi_error) from exc
+
+
+def _write_rows(
+    copy: Any,
+    rows: Iterable[dict[str, Any]],
+    columns: list[str],
+    fixed_at: list[tuple[int, Any]],
+    json_at: list[int],
+    dumps: Callable[[Any], str],
+) -> None:
+    for row in rows:
+        get = row.get
+        values = [get(c) for c in columns]
+        for i, value in fixed_at:
+            values[i] = value
+        for i in json_at:
+            if values[i] is not None:
+                values[i] = dumps(values[i])
+        copy.write_row(values)
 
 
 def _update(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], now: datetime) -> None:
@@ -92,8 +139,12 @@ def publish(
                 sa.tuple_(session_speakers.c.session_id, session_speakers.c.speaker_id).in_(chunk)
             )
         )
-    for chunk in _chunks(links.links_add):
-        conn.execute(session_speakers.insert(), [{"session_id": a, "speaker_id": b} for a, b in chunk])
+    link_rows = [{"session_id": a, "speaker_id": b} for a, b in links.links_add]
+    if conn.dialect.name == "postgresql":
+        _copy(conn, session_speakers, link_rows, {})
+    else:
+        for chunk in _chunks(link_rows):
+            conn.execute(session_speakers.insert(), chunk)
     for name, column in (("sessions", session_speakers.c.session_id), ("speakers", session_speakers.c.speaker_id)):
         for chunk in _chunks(plans[name].delete_ids):
             conn.execute(session_speakers.delete().where(column.in_(chunk)))

@@ -10,6 +10,7 @@ really has, here, before anything is written.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -214,18 +215,20 @@ class _ModelNormaliser:
             return True
 
 
-def _model_documents(archive: Archive, spec: ModelSpec, problems: Problems) -> tuple[str, list] | None:
-    """The list of raw records for a model, from its own file or the event."""
+def _model_documents(archive: Archive, spec: ModelSpec, problems: Problems) -> tuple[str, Iterable] | None:
+    """The raw records of a model, from its own file (streamed when it is an array) or the event."""
     for name in spec.files:
-        if name in archive.documents:
-            document = archive.documents[name]
+        if name in archive.members:
+            document = archive.records(name)
+            if not archive.parsed(name):
+                return None  # invalid JSON: already reported
             if isinstance(document, dict) and isinstance(document.get(spec.name), list):
                 document = document[spec.name]  # {"sessions": [...]} wrapper
-            if not isinstance(document, list):
+            if not isinstance(document, (list, Iterator)):
                 problems.error(name, f"expected a list of records, got {type(document).__name__}")
                 return None
             return name, document
-    event = archive.documents.get(EVENT.files[0])
+    event = archive.document(EVENT.files[0])
     if isinstance(event, dict):
         for key, value in event.items():
             if fold_key(key) in spec.embedded_in_event and isinstance(value, list):
@@ -237,12 +240,12 @@ def normalise(archive: Archive) -> Normalised:
     """Normalise every model of the archive and cross-check references."""
     out = Normalised(problems=archive.problems)
     problems = out.problems
-    meta = archive.documents.get("meta")
+    meta = archive.document("meta")
     out.meta = meta if isinstance(meta, dict) else {}
-    event_doc = archive.documents.get("event")
+    event_doc = archive.document("event")
     if "event" not in archive.members:
         problems.error("event", "the archive has no event file")
-    elif "event" in archive.documents and not isinstance(event_doc, dict):
+    elif archive.parsed("event") and not isinstance(event_doc, dict):
         problems.error("event", f"event must be a JSON object, got {type(event_doc).__name__}")
     elif isinstance(event_doc, dict):
         embedded = {fold_key(k) for m in MODELS for k in m.embedded_in_event}
@@ -258,6 +261,7 @@ def normalise(archive: Archive) -> Normalised:
             records = [r for i, raw in enumerate(raw_records) if (r := normaliser.record(raw, i))]
             records = _dedupe(records, file, problems)
         out.records[spec.name] = records
+    archive.check_unread()
     _inline_records(out)
     _parse_lengths(out)
     _check_references(out)

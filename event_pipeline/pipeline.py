@@ -11,7 +11,9 @@ Kept free of Dagster so they can be tested and reused (``validate`` command).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import gc
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,14 +23,14 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from event_pipeline import jobs, result
-from event_pipeline.archive import read_archive
+from event_pipeline.archive import file_sha256, read_archive
 from event_pipeline.catalog import EVENT, LINK_TABLE, MODELS, ModelSpec, upstream
 from event_pipeline.load import ConcurrentImport, publish
 from event_pipeline.normalise import Normalised, normalise
 from event_pipeline.plan import (
     EventTarget,
     ModelPlan,
-    current_links,
+    count_links,
     event_target,
     plan_event,
     plan_links,
@@ -43,19 +45,62 @@ if TYPE_CHECKING:
 
 @dataclass
 class ValidatedArchive:
-    """The ``archive`` asset's output: a checked archive and where it goes."""
+    """The ``archive`` asset's output: a checked archive and where it goes.
+
+    Pickled (for a re-execution from failure) without its normalised records,
+    which are most of an import's memory and pickle to hundreds of MB: they
+    are read again from the archive on first use, after checking that its
+    bytes are still the ones validated.
+    """
 
     key: str
     path: str
     sha256: str
     target: EventTarget
     unchanged: bool  # same bytes as the last successful import: nothing to do
-    normalised: Normalised | None
+    _normalised: Normalised | None = field(repr=False)
     warnings: list[Problem]
     media: dict[str, str] = field(default_factory=dict)  # the zip's media files: normalised path -> member
 
+    @property
+    def normalised(self) -> Normalised | None:
+        if self._normalised is None and not self.unchanged:
+            self._normalised = _reread(Path(self.path), self.sha256)
+        return self._normalised
+
     def records(self, spec: ModelSpec) -> list:
         return self.normalised.records.get(spec.name, []) if self.normalised else []
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_normalised": None}
+
+
+def _reread(path: Path, sha256: str) -> Normalised:
+    """The normalised archive again, in a later process of the same run (re-execution from failure)."""
+    archive = read_archive(path)
+    if archive.sha256 != sha256:
+        raise ImportFailed(
+            [Problem(path.name, None, None, "the archive changed since this run validated it; start a new import")]
+        )
+    with _gc_paused():
+        return normalise(archive)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Parsing and normalising allocate millions of small objects and free none of them; Python's
+    cyclic GC would traverse them again and again (it was half the time of these steps, and ~4 s of
+    CPU in the later steps of a 100k-session import). The collector is off while they are made, and
+    they are then frozen (left out of collections; reference counting still frees them) until
+    :func:`publish_step` ends and unfreezes, so a long-lived worker keeps collecting as before."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
 
 
 def key_for(path: str | Path) -> str:
@@ -65,32 +110,43 @@ def key_for(path: str | Path) -> str:
 def validate_archive(
     engine: Engine, path: str | Path, key: str, *, force: bool = False, reserve: bool = True
 ) -> ValidatedArchive:
-    """Read, normalise and cross-check the archive. Raises ImportFailed listing every error."""
-    archive = read_archive(path)
-    problems = archive.problems
-    if problems.errors and not archive.members:
-        raise ImportFailed(problems.errors, problems.warnings)  # not a zip we can read at all
-    if not problems.errors:
-        target = event_target(engine, key, reserve=reserve)
-        if not force and target.previous_sha256 == archive.sha256:
-            return ValidatedArchive(key, str(path), archive.sha256, target, True, None, [])
-    # Normalise even after a JSON error elsewhere, so every problem is reported at once.
-    normalised = normalise(archive)
+    """Read, normalise and cross-check the archive. Raises ImportFailed listing every error.
+
+    The archive's bytes are hashed first: the same bytes as the last successful
+    import of the key are not even parsed."""
+    try:
+        sha256 = file_sha256(Path(path))
+    except OSError as exc:
+        problem = Problem(Path(path).name, None, None, f"cannot read archive: {exc.strerror or exc}")
+        raise ImportFailed([problem]) from exc
+    target = event_target(engine, key, reserve=False)
+    if not force and target.previous_sha256 == sha256:
+        return ValidatedArchive(key, str(path), sha256, target, True, None, [])
+    with _gc_paused():
+        archive = read_archive(path, sha256=sha256)
+        problems = archive.problems
+        if problems.errors and not archive.members:
+            raise ImportFailed(problems.errors, problems.warnings)  # not a zip we can read at all
+        # Normalise even after a JSON error elsewhere, so every problem is reported at once.
+        normalised = normalise(archive)
     if problems.errors:
         raise ImportFailed(problems.errors, problems.warnings)
+    if target.is_new and reserve:
+        target = event_target(engine, key)  # a new event's id is reserved only for a valid archive
     warnings = normalised.problems.warnings
-    return ValidatedArchive(key, str(path), archive.sha256, target, False, normalised, warnings, archive.media)
+    return ValidatedArchive(key, str(path), sha256, target, False, normalised, warnings, archive.media)
 
 
 def _unchanged_plan(engine: Engine, spec: ModelSpec, event_id: int) -> ModelPlan:
-    """The id map of an event whose archive has not changed, read back from its rows."""
+    """The id map and row count of an event whose archive has not changed, read back from its rows."""
     table = TABLES[spec.name]
     owner = table.c.id if spec is EVENT else table.c.event_id
-    query = sa.select(table.c.source_id, table.c.source_key, table.c.id).where(owner == event_id)
     with engine.connect() as conn:
-        rows = conn.execute(query).all()
-    id_map = {source_id: id_ for source_id, source_key, id_ in rows if source_id == source_key}
-    return ModelPlan(spec.name, event_id, id_map, unchanged=len(rows))
+        own_ids = sa.select(table.c.source_id, table.c.id).where(owner == event_id)
+        id_map = dict(conn.execute(own_ids.where(table.c.source_id == table.c.source_key)).all())
+        count = conn.execute(sa.select(sa.func.count()).where(owner == event_id)).scalar_one()
+        links = count_links(conn, event_id) if spec.name == "sessions" else 0
+    return ModelPlan(spec.name, event_id, id_map, unchanged=count, links_total=links)
 
 
 def plan_step(
@@ -104,10 +160,7 @@ def plan_step(
     """Plan one model; ``maps`` holds the id maps of the models it references."""
     target = validated.target
     if validated.unchanged:
-        plan = _unchanged_plan(engine, spec, target.event_id)
-        if spec.name == "sessions":
-            plan.links_total = len(current_links(engine, target.event_id))
-        return plan
+        return _unchanged_plan(engine, spec, target.event_id)
     if spec is EVENT:
         return plan_event(target, validated.normalised.event, validated.key)
     plan = plan_model(
@@ -166,28 +219,31 @@ def publish_step(
     the same transaction; if the import fails, the objects it uploaded are
     removed, and after the commit those no row points at any more.
     """
-    for attempt in range(1, PUBLISH_ATTEMPTS + 1):
-        try:
-            outcome = _publish_once(engine, validated, plans, run_id, before_commit, media)
-        except (ConcurrentImport, IntegrityError):
-            if attempt == PUBLISH_ATTEMPTS or validated.unchanged:
+    try:
+        for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+            try:
+                outcome = _publish_once(engine, validated, plans, run_id, before_commit, media)
+            except (ConcurrentImport, IntegrityError):
+                if attempt == PUBLISH_ATTEMPTS or validated.unchanged:
+                    if media is not None:
+                        media.discard(engine)
+                    raise
+                validated = replace(validated, target=event_target(engine, validated.key))
+                plans = plan_all(engine, validated)
+                if media is not None:
+                    media = media.replan(engine, validated, plans)
+                continue
+            except BaseException:
                 if media is not None:
                     media.discard(engine)
                 raise
-            validated = replace(validated, target=event_target(engine, validated.key))
-            plans = plan_all(engine, validated)
             if media is not None:
-                media = media.replan(engine, validated, plans)
-            continue
-        except BaseException:
-            if media is not None:
-                media.discard(engine)
-            raise
-        if media is not None:
-            media.after_commit()
-            outcome["media"] = media.summary()
-        return outcome
-    raise AssertionError("unreachable")
+                media.after_commit()
+                outcome["media"] = media.summary()
+            return outcome
+        raise AssertionError("unreachable")
+    finally:
+        gc.unfreeze()  # what validation froze (see _gc_paused) is collectable again
 
 
 def _publish_once(

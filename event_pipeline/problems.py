@@ -6,7 +6,7 @@ user sees everything wrong with an archive in one go.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -18,7 +18,7 @@ class Problem:
     message: str
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"file": self.file, "record_id": self.record_id, "field": self.field, "message": self.message}
 
     def __str__(self) -> str:
         where = [p for p in (self.file, self.record_id and f"id {self.record_id}", self.field) if p]

@@ -15,7 +15,7 @@ from archives import kebab_event
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from event_pipeline.archive import read_archive
+from event_pipeline.archive import _array_elements, read_archive
 from event_pipeline.normalise import normalise
 from event_pipeline.plan import content_hash
 
@@ -85,3 +85,35 @@ def test_corrupted_bytes(tmp_path, position, garbage):
     path = tmp_path / "corrupt.zip"
     path.write_bytes(bytes(raw))
     _check(path)
+
+
+def _decoded(parse, text: str):
+    """What a parser makes of ``text``: its value, or the error json.loads would raise (message, position)."""
+    try:
+        return ("ok", parse(text))
+    except json.JSONDecodeError as exc:
+        return ("error", exc.msg, exc.pos)
+    except RecursionError:
+        return ("deep",)
+
+
+def _streamed(text: str) -> list:
+    return list(_array_elements(text, text.index("[")))
+
+
+@SETTINGS
+@given(
+    st.lists(json_values, max_size=5),
+    st.integers(min_value=0),
+    st.sampled_from(["", " ", "]", "[", ",", "}", '"', "1", "x", "\n", ",]", "][", "{}"]),
+    st.booleans(),
+)
+def test_streamed_arrays_parse_as_json_loads_does(items, position, splice, pretty):
+    """The record-by-record parser of a sessions/speakers file gives the same records as ``json.loads``,
+    and for damaged text the same error at the same position (what the user is told)."""
+    text = json.dumps(items, indent=2 if pretty else None)
+    assert _decoded(_streamed, text) == _decoded(json.loads, text)
+    at = position % (len(text) + 1)
+    damaged = text[:at] + splice + text[at:]
+    if damaged.lstrip().startswith("["):
+        assert _decoded(_streamed, damaged) == _decoded(json.loads, damaged)

@@ -12,6 +12,7 @@ from archives import kebab_event, write_zip
 from conftest import import_archive, scalar
 
 from event_pipeline.archive import Limits, read_archive
+from event_pipeline.normalise import normalise
 
 
 def _zip_with(path, members):
@@ -29,7 +30,10 @@ def _zip_with(path, members):
 
 
 def _errors(path, **limits):
+    """Every error of reading and normalising (JSON is parsed by the normaliser, on demand)."""
     archive = read_archive(path, Limits(**limits) if limits else Limits())
+    if archive.members:
+        normalise(archive)
     return " | ".join(str(e) for e in archive.problems.errors)
 
 

@@ -7,6 +7,7 @@ from sqlalchemy.engine import Connection
 from event_pipeline import jobs
 from event_pipeline.assets.publish import import_result
 from event_pipeline.catalog import EVENT, LINK_TABLE, MODELS
+from event_pipeline.plan import count_links
 from event_pipeline.resources import DatabaseResource
 from event_pipeline.schema import TABLES, session_speakers
 
@@ -46,12 +47,7 @@ def stored_counts(conn: Connection, event_id: int) -> dict[str, int]:
         table = TABLES[spec.name]
         owner = table.c.id if spec is EVENT else table.c.event_id
         counts[spec.table] = conn.execute(sa.select(sa.func.count()).where(owner == event_id)).scalar_one()
-    sessions = TABLES["sessions"]
-    counts[LINK_TABLE] = conn.execute(
-        sa.select(sa.func.count())
-        .select_from(session_speakers.join(sessions, session_speakers.c.session_id == sessions.c.id))
-        .where(sessions.c.event_id == event_id)
-    ).scalar_one()
+    counts[LINK_TABLE] = count_links(conn, event_id)
     return counts
 
 

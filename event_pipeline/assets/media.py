@@ -13,7 +13,7 @@ from event_pipeline.media import MediaPlan, prepare
 from event_pipeline.pipeline import ValidatedArchive
 from event_pipeline.resources import DatabaseResource, MediaStorageResource
 
-LOGGED_WARNINGS = 50  # each is an event-log entry; all of them are in the result JSON
+LOGGED_WARNINGS = 50  # shown in the run's log; all of them are in the result JSON
 _INS = {"archive": dg.AssetIn("archive"), **{spec.name: dg.AssetIn(spec.name) for spec in MEDIA_MODELS}}
 
 
@@ -39,10 +39,11 @@ def media(
         plan = prepare(
             engine, storage, validated, inputs, policy=media_storage.fetch_policy(), progress=context.log.info
         )
-    for warning in plan.warnings[:LOGGED_WARNINGS]:
-        context.log.warning(f"media: {warning}")
-    if len(plan.warnings) > LOGGED_WARNINGS:
-        context.log.warning(f"media: {len(plan.warnings) - LOGGED_WARNINGS} more warnings (see the result JSON)")
+    if plan.warnings:  # one event-log entry: each entry is a write to the run storage
+        lines = [f"media: {w}" for w in plan.warnings[:LOGGED_WARNINGS]]
+        if len(plan.warnings) > LOGGED_WARNINGS:
+            lines.append(f"media: {len(plan.warnings) - LOGGED_WARNINGS} more warnings (see the result JSON)")
+        context.log.warning("\n".join(lines))
     summary = plan.summary()
     context.log.info(
         f"media: {summary['objects']} objects ({summary['bytes']} bytes), {summary['uploaded']} uploaded "

@@ -6,12 +6,21 @@ filesystem IO manager each of them unpickled it again (0.85 s per step for
 (in_process_executor), so outputs are kept in memory for the rest of the
 run and read back from disk only when they come from an earlier run, as in
 a re-execution from failure.
+
+Pickles are written without pickle's memo ("fast" mode): the memo keeps an
+entry for every object written, hundreds of MB for the plan of 100k
+sessions, and our outputs are trees (no cycles) whose shared references may
+come back as copies.
 """
 
-from typing import Any
+import pickle
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from dagster._core.storage.fs_io_manager import PickledObjectFilesystemIOManager
+
+if TYPE_CHECKING:
+    from upath import UPath
 
 
 def _key(asset_key: dg.AssetKey, partition: str | None) -> tuple[str, str | None]:
@@ -27,6 +36,15 @@ class _RunCachedIOManager(PickledObjectFilesystemIOManager):
         super().handle_output(context, obj)
         partition = context.partition_key if context.has_partition_key else None
         self._objects[_key(context.asset_key, partition)] = obj
+
+    def dump_to_path(self, context: dg.OutputContext, obj: Any, path: "UPath") -> None:
+        try:
+            with path.open("wb") as file:
+                pickler = pickle.Pickler(file, pickle.HIGHEST_PROTOCOL)
+                pickler.fast = True
+                pickler.dump(obj)
+        except ValueError:  # fast mode refuses cycles; an output with one gets the memo after all
+            super().dump_to_path(context, obj, path)
 
     def load_input(self, context: dg.InputContext) -> Any:
         partition = context.asset_partition_key if context.has_asset_partitions else None
