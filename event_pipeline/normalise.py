@@ -118,6 +118,7 @@ class _ModelNormaliser:
         self.fields = spec.record.model_fields
         self.strict = set(spec.required) | {spec.label}
         self.validator = spec.record.__pydantic_validator__
+        self.not_text = {name for name, info in self.fields.items() if info.annotation not in (str, str | None)}
         self.names: dict[str, str] = {}  # source key -> field name; archives repeat a handful of keys
 
     def record(self, raw: Any, index: int) -> NormRecord | None:
@@ -189,8 +190,8 @@ class _ModelNormaliser:
             if values.get(name) is None:
                 self.problems.error(self.file, "required field is missing", source_id, name)
                 return False
-        for name, value in list(values.items()):
-            if value == "" and self.fields[name].annotation not in (str, str | None):
+        for name, value in values.items():
+            if value == "" and name in self.not_text:
                 values[name] = None  # an empty string for a number or a date means "not set"
         while True:
             try:

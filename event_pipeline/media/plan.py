@@ -39,10 +39,11 @@ import os
 import posixpath
 import re
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any
@@ -62,6 +63,8 @@ log = logging.getLogger("event_pipeline.media")
 
 ARCHIVE_PATHS = "archive_paths"  # the key of a row's ``extra`` that keeps the archive's values
 CONCURRENCY_ENV = "EVENT_PIPELINE_MEDIA_CONCURRENCY"
+CLEANUP_ENV = "EVENT_PIPELINE_MEDIA_CLEANUP_SECONDS"
+CLEANUP_SECONDS = 30.0  # how long a failed import keeps trying to remove its uploads
 SPOOL_MEMORY = 8 << 20  # bytes of one file kept in memory before it spills to a temporary file
 CHUNK = 5_000
 
@@ -162,14 +165,18 @@ class MediaPlan:
                 self.counts["bytes_uploaded"] += obj.size
 
     def apply(self, plans: dict[str, ModelPlan]) -> tuple[dict[str, ModelPlan], dict[str, list[dict[str, Any]]]]:
-        """The plans with stored URLs in their rows, and the updates of rows only the media changed in."""
-        out = dict(plans)
+        """Put the stored URLs into the planned rows (in place: these plans are about to be written, and a
+        copy of every row of 50 000 speakers was the peak of an import's memory), and return the updates
+        of rows whose media alone changed. Applying twice gives the same rows."""
         pending: dict[str, list[dict[str, Any]]] = {}
         for name, rows in self.rows.items():
             plan = plans[name]
+            for row in (*plan.inserts, *plan.updates):
+                media = rows.get(row["id"])
+                if media is not None:
+                    row.update(media.values)
+                    row["extra"] = media.full_extra()
             written = {row["id"] for row in plan.inserts} | {row["id"] for row in plan.updates}
-            inserts = [self._patched(r, rows) for r in plan.inserts]
-            out[name] = replace(plan, inserts=inserts, updates=[self._patched(r, rows) for r in plan.updates])
             columns = [m.column for m in BY_NAME[name].media]
             updates = [
                 {"id": row_id, **{c: rows[row_id].values.get(c) for c in columns}, "extra": rows[row_id].full_extra()}
@@ -177,14 +184,7 @@ class MediaPlan:
             ]
             if updates:
                 pending[name] = updates
-        return out, pending
-
-    @staticmethod
-    def _patched(row: dict[str, Any], rows: dict[int, RowMedia]) -> dict[str, Any]:
-        media = rows.get(row["id"])
-        if media is None:
-            return row
-        return {**row, **media.values, "extra": media.full_extra()}
+        return plans, pending
 
     def write(self, conn: Connection, pending: dict[str, list[dict[str, Any]]]) -> None:
         """Bulk updates of the rows whose media alone changed, inside the import's transaction."""
@@ -220,11 +220,7 @@ class MediaPlan:
         if engine is not None:
             with contextlib.suppress(Exception):  # the database may be what failed; the keys are ours anyway
                 keep = referenced_keys(engine, self.storage, self.event_id)
-        doomed = sorted(set(self.uploaded) - keep)
-        try:
-            self.storage.delete(doomed)
-        except StorageError as exc:
-            log.warning("media: could not remove this import's uploads: %s", exc)
+        remove_uploads(self.storage, sorted(set(self.uploaded) - keep))
         self.uploaded = []
 
     def replan(self, engine: Engine, validated: ValidatedArchive, plans: dict[str, ModelPlan]) -> MediaPlan:
@@ -444,11 +440,33 @@ def _upload(storage: Storage, obj: StoredObject, spool: IO[bytes]) -> None:
 def _remove(plan: MediaPlan) -> None:
     """Remove this import's uploads after a failure while storing."""
     if plan.uploaded and plan.storage is not None:
-        try:
-            plan.storage.delete(sorted(set(plan.uploaded)))
-        except StorageError as exc:
-            log.warning("media: could not remove this import's uploads: %s", exc)
+        remove_uploads(plan.storage, sorted(set(plan.uploaded)))
     plan.uploaded = []
+
+
+def remove_uploads(storage: Storage, keys: list[str]) -> bool:
+    """Delete a failed import's uploads. The store is often what failed (an endpoint gone for a moment),
+    so a failed delete is tried again, with growing pauses, for up to ``EVENT_PIPELINE_MEDIA_CLEANUP_SECONDS``
+    (default 30); after that the keys left behind are logged, one warning naming them all."""
+    deadline = time.monotonic() + float(os.environ.get(CLEANUP_ENV) or CLEANUP_SECONDS)
+    pause = 0.5
+    while True:
+        try:
+            storage.delete(keys)
+            return True
+        except StorageError as exc:
+            if time.monotonic() + pause > deadline:
+                log.warning(
+                    "media: could not remove this import's %d uploads from %s: %s; left behind: %s",
+                    len(keys),
+                    storage.describe(),
+                    exc,
+                    ", ".join(keys),
+                )
+                return False
+            log.info("media: could not remove this import's uploads yet (%s); trying again in %.1f s", exc, pause)
+        time.sleep(pause)
+        pause = min(pause * 2, 5.0)
 
 
 def object_key(event_id: int, media: Media, row_id: int, sha256: str, name: str) -> str:
@@ -525,12 +543,13 @@ class _MemberFinder:
         key = media_key(raw.strip())
         if key in self.media:
             return self.media[key], None
-        repairs = [
-            (media_key(posixpath.normpath(key)), "path normalised"),
-            (media_key(unquote(key)), "percent-decoded"),
-            (_mojibake(key), "mis-encoded name repaired"),
-        ]
-        for candidate, how in repairs:
+        repairs = (
+            (lambda: media_key(posixpath.normpath(key)), "path normalised"),
+            (lambda: media_key(unquote(key)) if "%" in key else None, "percent-decoded"),
+            (lambda: _mojibake(key), "mis-encoded name repaired"),
+        )
+        for repair, how in repairs:
+            candidate = repair()
             if candidate and candidate != key and candidate in self.media:
                 return self.media[candidate], how
         if self._folded is None:
@@ -545,6 +564,8 @@ class _MemberFinder:
 
 def _mojibake(text: str) -> str | None:
     """UTF-8 that was decoded as Windows-1252 or Latin-1 (``FranÃ§ois`` for ``François``), decoded right."""
+    if text.isascii():
+        return None
     for encoding in ("cp1252", "latin-1"):
         try:
             fixed = text.encode(encoding).decode("utf-8")
@@ -560,14 +581,13 @@ def _current(engine: Engine, spec: ModelSpec, event_id: int) -> dict[str, tuple[
     table = TABLES[spec.name]
     owner = table.c.id if spec is EVENT else table.c.event_id
     columns = [m.column for m in spec.media]
-    query = sa.select(table.c.source_key, table.c.id, table.c.extra, *[table.c[c] for c in columns]).where(
-        owner == event_id
-    )
+    # Only extra's archive paths, not the whole of it: a fraction of the bytes to read and decode.
+    paths_of = table.c.extra[ARCHIVE_PATHS].label("paths")
+    query = sa.select(table.c.source_key, table.c.id, paths_of, *[table.c[c] for c in columns]).where(owner == event_id)
     found = {}
     with engine.connect() as conn:
         for row in conn.execute(query):
-            extra = row.extra if isinstance(row.extra, dict) else {}
-            paths = extra.get(ARCHIVE_PATHS) if isinstance(extra.get(ARCHIVE_PATHS), dict) else {}
+            paths = row.paths if isinstance(row.paths, dict) else {}
             found[row.source_key] = (row.id, {c: row._mapping[c] for c in columns}, paths)
     return found
 
