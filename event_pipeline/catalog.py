@@ -8,6 +8,7 @@ asset dependencies.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from event_pipeline import records
@@ -55,7 +56,7 @@ class ModelSpec:
     def columns(self) -> tuple[str, ...]:
         return tuple(self.record.model_fields)
 
-    @property
+    @functools.cached_property  # asked for every record of a large archive
     def fk_refs(self) -> tuple[Ref, ...]:
         return tuple(r for r in self.refs if r.column)
 

@@ -180,5 +180,21 @@ def main(argv: list[str] | None = None) -> int:
         return _failure([Problem(None, None, None, f"{type(exc).__name__}: {exc}".splitlines()[0])])
 
 
+def run() -> None:
+    """The console script: :func:`main`, then exit without tearing the heap down.
+
+    A large import leaves about 1 GB of Python objects (the run's captured
+    outputs) whose one-by-one deallocation at interpreter exit took ~4 s at
+    100k sessions, longer than some whole imports. Everything that matters is
+    done by now (the transaction committed, the instance closed); output and
+    log handlers are flushed, then the process ends at once, as mypy does.
+    """
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -48,7 +48,7 @@ class FetchError(RuntimeError):
 
 def is_url(value: str) -> bool:
     """Whether an archive value is a URL (``scheme://...``) rather than a path inside the archive."""
-    return _URL.match(value.strip()) is not None
+    return "://" in value and _URL.match(value.strip()) is not None
 
 
 def _host(name: str) -> str:

@@ -544,7 +544,7 @@ class _MemberFinder:
         if key in self.media:
             return self.media[key], None
         repairs = (
-            (lambda: media_key(posixpath.normpath(key)), "path normalised"),
+            (lambda: media_key(posixpath.normpath(key)) if _UNCLEAN.search(key) else None, "path normalised"),
             (lambda: media_key(unquote(key)) if "%" in key else None, "percent-decoded"),
             (lambda: _mojibake(key), "mis-encoded name repaired"),
         )
@@ -560,6 +560,9 @@ class _MemberFinder:
         if len(same) == 1:
             return self.media[same[0]], "matched ignoring case"
         return None, None
+
+
+_UNCLEAN = re.compile(r"//|(^|/)\.\.?(/|$)")  # what posixpath.normpath would change in a relative path
 
 
 def _mojibake(text: str) -> str | None:
