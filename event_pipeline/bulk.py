@@ -31,6 +31,7 @@ from typing import Any
 
 import dagster as dg
 import yaml
+from dagster._core.definitions.utils import is_valid_name  # the rule Dagster checks mapping keys by
 from dagster_celery import celery_executor
 from pydantic import Field
 from sqlalchemy.engine import Engine
@@ -85,11 +86,13 @@ def celery_executor_config(path: Path | None = None) -> dict[str, Any]:
 
 
 def mapping_keys(keys: list[str]) -> list[str]:
-    """Dagster mapping keys (``[A-Za-z0-9_]+``, unique) that read like the archive keys."""
+    """Dagster mapping keys (``[A-Za-z0-9_]+``, unique, not a reserved word) that read like the archive keys."""
     seen: set[str] = set()
     out = []
     for key in keys:
         base = re.sub(r"[^A-Za-z0-9_]", "_", key) or "archive"
+        if not is_valid_name(base):  # "conf", "input", "class": one such archive failed the whole run
+            base += "_"
         candidate, n = base, 1
         while candidate in seen:
             n += 1

@@ -1,4 +1,4 @@
-"""Real processes for tests: the Dagster daemon and webserver, an SMTP server, polling.
+"""Real processes for tests: the Dagster daemon and webserver, an SMTP server, a TCP proxy, polling.
 
 Every process is started in its own process group and ended by that group's
 id in teardown (SIGTERM, then SIGKILL after a timeout), so the code servers
@@ -12,8 +12,10 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -131,3 +133,96 @@ def smtp_server(auth: bool = False) -> Iterator[tuple[Mailbox, int]]:
         yield mailbox, port
     finally:
         controller.stop()
+
+
+class LoopbackProxy:
+    """A TCP forwarder from a loopback port to ``upstream_port`` that can be cut and restored.
+
+    Cut: the port refuses connections and the open ones are reset, as when a
+    server goes away. Restored: the same port forwards again, to the same
+    server, whose state survived (unlike a restarted in-memory server).
+    """
+
+    def __init__(self, upstream_port: int):
+        self.upstream_port = upstream_port
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._lock = threading.Lock()
+        self._open: list[socket.socket] = []
+        self._listener: socket.socket | None = None
+        self._timers: list[threading.Timer] = []
+        self.restore()
+
+    def restore_in(self, seconds: float) -> None:
+        timer = threading.Timer(seconds, self.restore)
+        self._timers.append(timer)
+        timer.start()
+
+    @property
+    def is_cut(self) -> bool:
+        return self._listener is None
+
+    def close(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self.cut()
+
+    def restore(self) -> None:
+        with self._lock:
+            if self._listener is not None:
+                return
+            listener = socket.socket()
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(("127.0.0.1", self.port))
+            listener.listen(64)
+            listener.settimeout(0.1)  # the accept loop notices a cut within this
+            self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        with self._lock:
+            listener, self._listener = self._listener, None
+            connections, self._open = self._open, []
+        if listener is not None:
+            listener.close()
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST, not FIN
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while self._listener is listener:
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            client.settimeout(None)
+            try:
+                server = socket.create_connection(("127.0.0.1", self.upstream_port))
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                if self._listener is not listener:  # cut meanwhile
+                    client.close()
+                    server.close()
+                    return
+                self._open += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        """Copy one direction until either side ends; then end both (each pump closes the socket it reads)."""
+        with contextlib.suppress(OSError):
+            while data := source.recv(1 << 16):
+                sink.sendall(data)
+        for conn in (source, sink):
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        with self._lock:
+            if source in self._open:
+                self._open.remove(source)
+        source.close()

@@ -15,6 +15,7 @@ import pytest
 from archives import kebab_event, write_zip
 from conftest import REPO, rows, scalar
 from dagster_celery.cli import get_validated_config
+from test_media import check_media_stored, media_event
 
 from event_pipeline import bulk, pipeline
 from event_pipeline.db import get_engine
@@ -153,12 +154,17 @@ def test_same_key_never_overlaps_different_keys_run_in_parallel(db_url, tmp_path
 
 
 def test_mapping_keys_are_valid_and_unique():
-    assert bulk.mapping_keys(["FOSSASIASummit2016", "ots-16", "ots_16", "", "é"]) == [
+    keys = ["FOSSASIASummit2016", "ots-16", "ots_16", "", "é", "conf", "class", "input", "conf_"]
+    assert bulk.mapping_keys(keys) == [
         "FOSSASIASummit2016",
         "ots_16",
         "ots_16_2",
         "archive",
         "_",
+        "conf_",  # Dagster refuses its reserved words and Python's keywords as mapping keys
+        "class_",
+        "input_",
+        "conf__2",
     ]
 
 
@@ -225,6 +231,18 @@ def test_a_bad_archive_fails_its_own_step_only(db_url, tmp_path, monkeypatch):
     assert "sessions: invalid JSON" in scalar(db_url, "select error from import_jobs where key = 'bad'")
     assert "archive not found" in scalar(db_url, "select error from import_jobs where key = 'missing'")
     assert [r[0] for r in rows(db_url, "select import_key from events")] == ["good"]
+
+
+def test_bulk_job_stores_media_and_rewrites_urls(db_url, backend, tmp_path, monkeypatch):
+    """Each bulk step stores its archive's media like the asset job: same keys, columns pointing at them."""
+    monkeypatch.setenv("EVENT_PIPELINE_DATABASE_URL", db_url)
+    path = write_zip(tmp_path / "drop" / "conf.zip", media_event())
+
+    result = _run_bulk({"paths": [str(path)]})
+    assert result.success
+    [(event_id, key)] = rows(db_url, "select id, import_key from events")
+    assert key == "conf"
+    check_media_stored(db_url, backend, event_id, path)
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

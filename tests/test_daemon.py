@@ -4,10 +4,16 @@ One daemon for the module, on a temporary DAGSTER_HOME holding the project's
 dagster.yaml, a drop folder, a SQLite events database and a real SMTP server
 on loopback for the notifications. Sensors tick every 5 s here (the daemon's
 fastest loop) instead of 15 s.
+
+The load test drops 50 archives at once into the same site and checks each is
+imported exactly once, and that the run queue never runs more imports at once
+than the instance's ``max_concurrent_runs``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import shutil
 import signal
@@ -17,6 +23,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from archives import kebab_event, write_zip
 from conftest import BROKEN_SAMPLE, sample
 from processes import BIN, REPO, process, smtp_server, tail, wait_for
 
@@ -44,6 +51,17 @@ class Site:
     def runs(self, key: str) -> list[dg.DagsterRun]:
         with dg.DagsterInstance.from_config(str(self.home)) as instance:
             return list(instance.get_runs(dg.RunsFilter(tags={"dagster/partition": key})))
+
+    def records(self, keys: set[str]) -> list[dg.RunRecord]:
+        """The Dagster run records of these archive keys (start and end times included)."""
+        with dg.DagsterInstance.from_config(str(self.home)) as instance:
+            found = instance.get_run_records(dg.RunsFilter(tags={"event_pipeline/source": "sensor"}))
+        return [r for r in found if r.dagster_run.tags.get("event_pipeline/key") in keys]
+
+    def run_limit(self) -> int:
+        """``max_concurrent_runs`` as the instance the daemon uses reads it from dagster.yaml."""
+        with dg.DagsterInstance.from_config(str(self.home)) as instance:
+            return instance.run_coordinator.get_run_queue_config().max_concurrent_runs
 
     def state(self) -> drop.State:
         """The drop sensor's memory, as the daemon's code server wrote it."""
@@ -100,7 +118,11 @@ def test_dropped_archives_are_imported_once_and_notified(site):
     ]
     site.wait(lambda: set(expected) <= set(site.mailbox.subjects()), f"emails {expected}")
     failed = site.mailbox.find(f"Import of event {BROKEN_SAMPLE} failed").get_content()
-    assert "session_types: invalid JSON" in failed and failed.count("\n- ") >= 2  # every error listed
+    [(errors, warnings)] = site.query("select errors, warnings from import_jobs where key = ?", BROKEN_SAMPLE)
+    problems = json.loads(errors) + json.loads(warnings or "[]")
+    assert "session_types: invalid JSON" in failed
+    assert failed.count("\n- ") == len(problems) >= 1  # every error (and warning) of the import listed
+    assert all(p["message"] in failed for p in problems)
     [broken_run] = site.runs(BROKEN_SAMPLE)
     assert broken_run.status == dg.DagsterRunStatus.FAILURE
     assert broken_run.tags.get("dagster/will_retry") == "false"  # bad data is not retried
@@ -148,3 +170,62 @@ def test_a_killed_run_is_marked_failed_and_retried(site):
         lambda: "Import of event FOSSASIA Summit 2016 complete" in site.mailbox.subjects(), "the completion email"
     )
     assert not any("killme" in s or "2016 failed" in s for s in site.mailbox.subjects())  # retried, not failed
+
+
+LOAD = 50
+LOAD_TIMEOUT = 240  # seconds for all of them; about 150 s on a 2-core machine
+
+
+def most_at_once(spans: list[tuple[float, float]]) -> int:
+    """The largest number of (start, end) spans open at one instant (an end before a start at the same time)."""
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    open_now = peak = 0
+    for _, step in edges:
+        open_now += step
+        peak = max(peak, open_now)
+    return peak
+
+
+@pytest.mark.load
+def test_fifty_archives_dropped_at_once_are_each_imported_once(site):
+    """A burst: every archive becomes exactly one run and one event, none lost, and the queue holds the rest."""
+    keys = [f"load-{i:02d}" for i in range(LOAD)]
+    staging = site.root / "staging"
+    for key in keys:
+        files = kebab_event()
+        files["event"]["name"] = f"Load {key}"
+        write_zip(staging / f"{key}.zip", files)
+    started = time.monotonic()
+    for key in keys:  # a rename: each file appears complete, all within a few milliseconds
+        os.replace(staging / f"{key}.zip", site.drop / f"{key}.zip")
+
+    done = "select count(*) from import_jobs where key like 'load-%' and state != 'RUNNING'"
+    site.wait(lambda: (site.query(done) or [(0,)])[0][0] >= LOAD, f"{LOAD} finished imports", timeout=LOAD_TIMEOUT)
+
+    def ended() -> list[dg.RunRecord] | None:
+        found = site.records(set(keys))
+        return found if len(found) >= LOAD and all(r.dagster_run.is_finished for r in found) else None
+
+    records = site.wait(ended, "every load run to end")
+    elapsed = time.monotonic() - started
+
+    # Exactly once: one SUCCESS row, one event, one run per key; no duplicated rows inside an event.
+    jobs = site.query("select key, state, count(*) from import_jobs where key like 'load-%' group by key, state")
+    assert sorted(jobs) == [(key, "SUCCESS", 1) for key in keys]
+    events = site.query("select import_key, name from events where import_key like 'load-%' order by import_key")
+    assert events == [(key, f"Load {key}") for key in keys]
+    sessions = "select count(*) from sessions where event_id in (select id from events where import_key like 'load-%')"
+    assert site.query(sessions) == [(3 * LOAD,)]
+    by_key = sorted(r.dagster_run.tags["event_pipeline/key"] for r in records)
+    assert by_key == keys, "a key ran twice or never"
+    assert {r.dagster_run.status for r in records} == {dg.DagsterRunStatus.SUCCESS}
+
+    # Concurrency: never more runs (nor imports inside them) at once than the instance allows, but more than one.
+    limit = site.run_limit()
+    runs_at_once = most_at_once([(r.start_time, r.end_time) for r in records])
+    spans = site.query("select started_at, finished_at from import_jobs where key like 'load-%'")
+    imports_at_once = most_at_once([(dt.datetime.fromisoformat(a), dt.datetime.fromisoformat(b)) for a, b in spans])
+    print(f"{LOAD} archives in {elapsed:.0f} s; at most {runs_at_once} runs, {imports_at_once} imports at once")
+    assert 1 < runs_at_once <= limit, (runs_at_once, limit)
+    assert imports_at_once <= limit
+    assert site.daemon.poll() is None

@@ -7,49 +7,37 @@ and compares bytes by sha256 with the zip's members.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.server
 import io
 import json
 import logging
+import os
 import random
+import tempfile
 import threading
+import time
 import unicodedata
 import urllib.parse
 import urllib.request
-import uuid
 import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pytest
 from archives import kebab_event, write_zip
-from conftest import GOOD_SAMPLES, import_archive, rows, sample, scalar
+from conftest import GOOD_SAMPLES, Backend, dump, import_archive, rows, sample, scalar
 from expectations import _id, read_documents
+from processes import LoopbackProxy
 
 from event_pipeline import pipeline
 from event_pipeline.assets import ARCHIVES
 from event_pipeline.definitions import IMPORT_JOB_NAME, defs
 from event_pipeline.media import fetch as fetch_module
-from event_pipeline.media.storage import LocalStorage, S3Storage, StorageError
-
-# ---------------------------------------------------------------------------
-# Backends: a local folder, or a bucket on a moto S3 server on loopback
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> str:
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
+from event_pipeline.media import plan as media_plan
+from event_pipeline.media.storage import LocalStorage, S3Storage, StorageError, valid_key
 
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -62,95 +50,6 @@ def get(url: str) -> bytes:
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-@dataclass
-class Backend:
-    kind: str
-    root: Path | None = None
-    bucket: str | None = None
-    prefix: str = "media/"
-    client: Any = None
-    _snapshot: dict[str, Any] = field(default_factory=dict)
-
-    def objects(self) -> dict[str, bytes]:
-        """Every stored object (key below the folder or prefix -> bytes), read directly."""
-        if self.kind == "local":
-            if not self.root.exists():
-                return {}
-            return {
-                p.relative_to(self.root).as_posix(): p.read_bytes()
-                for p in self.root.rglob("*")
-                if p.is_file()  # temporary files included: none may be left behind
-            }
-        found = {}
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
-            for item in page.get("Contents", []):
-                body = self.client.get_object(Bucket=self.bucket, Key=item["Key"])["Body"].read()
-                assert item["Key"].startswith(self.prefix)
-                found[item["Key"][len(self.prefix) :]] = body
-        return found
-
-    def writes(self) -> int:
-        """How many objects were ever written (S3: object versions; local: distinct files by inode and mtime)."""
-        if self.kind == "s3":
-            versions = self.client.list_object_versions(Bucket=self.bucket).get("Versions", [])
-            return len(versions)
-        for p in self.root.rglob("*") if self.root.exists() else []:
-            if p.is_file():
-                st = p.stat()
-                self._snapshot[(p.as_posix(), st.st_ino, st.st_mtime_ns)] = True
-        return len(self._snapshot)
-
-    def base(self) -> str:
-        return self.root.as_uri() + "/" if self.kind == "local" else f"{self.client.meta.endpoint_url}/{self.bucket}/"
-
-    def is_stored(self, url: str) -> bool:
-        return url.startswith(self.base())
-
-    def key_of(self, url: str) -> str:
-        assert self.is_stored(url), url
-        key = urllib.parse.unquote(url[len(self.base()) :])
-        return key.removeprefix(self.prefix) if self.kind == "s3" else key
-
-
-@pytest.fixture(params=["local", "s3"])
-def backend(request, tmp_path, monkeypatch) -> Backend:
-    """Media storage of each kind, configured through the environment as in production."""
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.delenv("EVENT_PIPELINE_MEDIA_BASE_URL", raising=False)
-    monkeypatch.delenv("EVENT_PIPELINE_MEDIA_FETCH_HOSTS", raising=False)
-    if request.param == "local":
-        root = tmp_path / "media-root"
-        monkeypatch.setenv("EVENT_PIPELINE_MEDIA_ROOT", str(root))
-        monkeypatch.delenv("EVENT_PIPELINE_MEDIA_URL", raising=False)
-        return Backend("local", root=root.resolve())
-    endpoint = request.getfixturevalue("s3_endpoint")
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    import boto3
-
-    client = boto3.client("s3", region_name="us-east-1")
-    bucket = f"media-{uuid.uuid4().hex[:12]}"
-    client.create_bucket(Bucket=bucket)
-    client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    public_read = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"}
-        ],
-    }
-    client.put_bucket_policy(Bucket=bucket, Policy=json.dumps(public_read))  # the stored URLs are public
-    monkeypatch.setenv("EVENT_PIPELINE_MEDIA_URL", f"s3://{bucket}/media")
-    return Backend("s3", bucket=bucket, client=client)
 
 
 def extra_of(value: Any) -> dict:
@@ -245,10 +144,17 @@ def test_every_media_column_is_stored_byte_exact_and_rewritten(db_url, backend, 
     path = write_zip(tmp_path / "conf.zip", media_event())
     code, result = import_archive(path, db_url)
     assert code == 0, result
-    event_id = result["result"]["id"]
-    stored = backend.objects()
-    assert len(stored) == len(COLUMNS) == result["media"]["objects"] == result["media"]["uploaded"]
+    stored = check_media_stored(db_url, backend, result["result"]["id"], path)
+    assert len(stored) == result["media"]["objects"] == result["media"]["uploaded"]
     assert result["media"]["bytes"] == sum(len(b) for b in MEDIA_FILES.values())
+
+
+def check_media_stored(db_url: str, backend: Backend, event_id: int, path: Path) -> dict[str, bytes]:
+    """The event imported from a ``media_event()`` archive: every media column holds a stored URL that leads
+    to the member's exact bytes, under the reference layout, the archive's value is kept in ``extra``, and
+    nothing else is stored. Returns the stored objects."""
+    stored = backend.objects()
+    assert len(stored) == len(COLUMNS)
     for (table, source_id, column), archive_value in COLUMNS.items():
         row_id, value, extra = column_value(db_url, table, source_id, column)
         member = archive_value.lstrip("/")
@@ -264,6 +170,7 @@ def test_every_media_column_is_stored_byte_exact_and_rewritten(db_url, backend, 
     with zipfile.ZipFile(path) as zf:
         members = {sha(zf.read(n)) for n in MEDIA_FILES}
     assert {sha(b) for b in stored.values()} == members
+    return stored
 
 
 # ---------------------------------------------------------------------------
@@ -491,6 +398,116 @@ def test_broken_upload_fails_the_import_and_removes_partial_uploads(db_url, tmp_
     assert [p for p in root.rglob("*") if p.is_file()] == []
     assert scalar(db_url, "select count(*) from events") == 0
     assert rows(db_url, "select state from import_jobs") == [("FAILURE",)]
+
+
+# ---------------------------------------------------------------------------
+# The S3 endpoint goes away in the middle of an import
+
+RESTORE_AFTER = 1.0  # seconds between the first failed storage call and the endpoint coming back
+
+
+@pytest.fixture
+def s3_proxy(backend, monkeypatch) -> LoopbackProxy:
+    """The imports' S3 endpoint: a proxy we can cut, in front of the backend's moto server (which the checks
+    read directly). Uploads go one at a time, and a refused connection is retried once, not four times."""
+    proxy = LoopbackProxy(urllib.parse.urlsplit(backend.client.meta.endpoint_url).port)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+    monkeypatch.setenv("AWS_RETRY_MODE", "standard")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    monkeypatch.setenv("EVENT_PIPELINE_MEDIA_CONCURRENCY", "1")
+    yield proxy
+    proxy.close()
+
+
+def cut_after_uploads(proxy: LoopbackProxy, monkeypatch, uploads: int, restore: bool = True) -> list[str]:
+    """Cut the endpoint right after the ``uploads``-th object is stored; bring it back (``restore``) shortly
+    after the first upload or listing that then fails, so only the failed import's cleanup can reach it again.
+    Returns the keys stored."""
+    stored: list[str] = []
+    failed: list[str] = []
+
+    def watch(method: str) -> None:
+        real = getattr(S3Storage, method)
+
+        def call(self, *args, **kwargs):
+            try:
+                result = real(self, *args, **kwargs)
+            except StorageError:
+                if proxy.is_cut and restore and not failed:
+                    failed.append(method)
+                    proxy.restore_in(RESTORE_AFTER)
+                raise
+            if method == "put":
+                stored.append(args[0])
+                if len(stored) == uploads:
+                    proxy.cut()
+            return result
+
+        monkeypatch.setattr(S3Storage, method, call)
+
+    watch("put")
+    watch("list")
+    return stored
+
+
+NOT_IMPORT_DATA = ("import_jobs", "id_blocks")  # a failure adds its FAILURE row; reserved ids stay reserved
+
+
+@pytest.mark.parametrize("when", ["mid-upload", "after-uploads"])
+@pytest.mark.parametrize("backend", ["s3"], indirect=True)
+def test_s3_going_away_fails_the_import_and_its_uploads_are_removed(db_url, backend, s3_proxy, tmp_path, when, caplog):
+    """The endpoint goes away after some uploads, or after all of them (before the commit): the import fails
+    naming the store and the endpoint, the database is as it was, and the objects this run uploaded are gone
+    once the endpoint is back. For a new event and for a changed archive over an existing one."""
+    other = write_zip(tmp_path / "other.zip", media_event())  # another event, whose objects must stay
+    assert import_archive(other, db_url)[0] == 0
+
+    def fails_cleanly(path: Path, cut_after: int) -> None:
+        tables, jobs = dump(db_url, *NOT_IMPORT_DATA), rows(db_url, "select run_id, state from import_jobs")
+        objects, writes = backend.objects(), backend.writes()
+        caplog.clear()
+        caplog.set_level(logging.INFO, logger="event_pipeline.media")
+        with pytest.MonkeyPatch.context() as patch:
+            stored = cut_after_uploads(s3_proxy, patch, cut_after)
+            code, result = import_archive(path, db_url)
+        retried = [r for r in caplog.records if "could not remove this import's uploads yet" in r.getMessage()]
+        assert retried, "the cleanup never met the unreachable endpoint"
+        assert code == 1 and result["state"] == "FAILURE"
+        assert s3_proxy.url in result["error"] and f"s3://{backend.bucket}/media/" in result["error"], result
+        assert len(stored) == cut_after and backend.writes() == writes + cut_after  # really uploaded, ...
+        assert backend.objects() == objects  # ... and really removed
+        assert dump(db_url, *NOT_IMPORT_DATA) == tables
+        new_jobs = [job for job in rows(db_url, "select run_id, state, error from import_jobs") if job[:2] not in jobs]
+        assert [(state, error) for _, state, error in new_jobs] == [("FAILURE", result["error"])]
+
+    conf = tmp_path / "conf.zip"
+    fails_cleanly(write_zip(conf, media_event()), 3 if when == "mid-upload" else len(COLUMNS))
+    code, first = import_archive(conf, db_url)  # the endpoint is back: the same archive imports
+    assert code == 0, first
+    changed = {k: blob(f"{k} v2") for k in ("images/logo.png", "images/speakers/ann.jpg", "audio/opening.mp3")}
+    v2 = write_zip(tmp_path / "v2" / "conf.zip", media_event(**changed))
+    fails_cleanly(v2, 2 if when == "mid-upload" else len(changed))  # only the changed files are uploaded
+    assert len(backend.objects()) == 2 * len(COLUMNS)  # both committed events' objects, nothing else
+    for url in stored_urls(db_url).values():
+        assert get(url)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("backend", ["s3"], indirect=True)
+def test_s3_gone_too_long_names_the_objects_left(db_url, backend, s3_proxy, tmp_path, monkeypatch, caplog):
+    """The endpoint stays away: the failed import stops retrying its cleanup after
+    EVENT_PIPELINE_MEDIA_CLEANUP_SECONDS, and one warning names exactly the objects it left behind."""
+    monkeypatch.setenv("EVENT_PIPELINE_MEDIA_CLEANUP_SECONDS", "2")
+    stored = cut_after_uploads(s3_proxy, monkeypatch, 3, restore=False)
+    started = time.monotonic()
+    code, result = import_archive(write_zip(tmp_path / "conf.zip", media_event()), db_url)
+    assert code == 1 and s3_proxy.url in result["error"]
+    assert time.monotonic() - started < 30
+    [warning] = [r.getMessage() for r in caplog.records if "left behind" in r.getMessage()]
+    assert f"s3://{backend.bucket}/media/" in warning
+    named = set(warning.split("left behind: ")[1].split(", "))
+    assert named == set(stored) == set(backend.objects())  # what an operator has to remove by hand
+    assert scalar(db_url, "select count(*) from events") == 0
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -821,3 +838,62 @@ def test_no_stray_temporary_files(tmp_path):
     assert storage.list("events/1/") == {key: len(data)}
     assert storage.delete([key]) == 1
     assert not (tmp_path / "m" / "events").exists()  # empty folders pruned
+
+
+def open_files_under(folder: Path) -> list[str]:
+    """Files this process has open below ``folder``, unnamed temporary files (``#123 (deleted)``) included."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # closed since the listing
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith(f"{folder}/"):
+                found.append(target)
+    return found
+
+
+def files_under(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("outcome", ["success", "upload fails", "publish fails"])
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_import_leaves_no_temporary_files(db_url, backend, tmp_path, monkeypatch, outcome, isolated_home):
+    """A media file over the in-memory limit goes through a temporary file (in TMPDIR) on its way to storage.
+    Whatever the outcome, afterwards none is open or on disk, and the only new files are the database,
+    Dagster's run storage and the stored objects."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    # moto's server runs in this process: it keeps objects in memory, so every file open in TMPDIR is ours.
+    monkeypatch.setenv("MOTO_S3_DEFAULT_KEY_BUFFER_SIZE", str(64 << 20))
+    big = {"videos/deep dive.webm": blob("big video", media_plan.SPOOL_MEMORY + 1)}
+    path = write_zip(tmp_path / "archives" / "conf.zip", media_event(**big))
+    spooled: list[str] = []
+    for cls in (LocalStorage, S3Storage):
+
+        def put(self, key, data, size, sha256, content_type, real=cls.put):
+            if size > media_plan.SPOOL_MEMORY:
+                spooled.extend(open_files_under(scratch))
+                if outcome == "upload fails":
+                    raise StorageError("injected: the store refused the big file")
+            return real(self, key, data, size, sha256, content_type)
+
+        monkeypatch.setattr(cls, "put", put)
+    if outcome == "publish fails":
+        _fail_after_writing(monkeypatch)
+    before = files_under(tmp_path)
+
+    code, result = import_archive(path, db_url)
+    assert code == (0 if outcome == "success" else 1), result
+    assert spooled, "the big file was not spooled to a temporary file in TMPDIR"
+    assert open_files_under(scratch) == []
+    assert files_under(scratch) == set()
+    stored = backend.objects()
+    assert all(valid_key(key) for key in stored)  # no temporary file in a local media folder
+    assert len(stored) == (len(COLUMNS) if outcome == "success" else 0)
+    new = files_under(tmp_path) - before
+    media = {backend.root / key for key in stored} if backend.kind == "local" else set()
+    database = {p for p in new if p.name in ("events.db", "events.db-wal", "events.db-shm")}  # WAL: engine open
+    run_storage = {p for p in new if p.is_relative_to(isolated_home)}  # run and event logs, step outputs
+    assert new - media - database - run_storage == set()
