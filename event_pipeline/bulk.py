@@ -43,7 +43,7 @@ from event_pipeline.catalog import MEDIA_MODELS
 from event_pipeline.drop import archive_key
 from event_pipeline.locks import key_lock
 from event_pipeline.media import FetchPolicy, Storage, prepare
-from event_pipeline.pipeline import key_for, plan_all, publish_step, validate_archive
+from event_pipeline.pipeline import key_for, plan_all, publish_step, release_frozen, validate_archive
 from event_pipeline.problems import ImportFailed, Problem
 from event_pipeline.resources import DatabaseResource, MediaStorageResource
 from event_pipeline.schema import import_jobs
@@ -176,20 +176,22 @@ def import_one_archive(
     def waiting(holders: list[int]) -> None:
         say(f"{key}: another import of this key is running (server pid {holders}); waiting for it")
 
-    with recording_failure(engine, key, job_id), key_lock(engine, key, timeout=lock_timeout, on_wait=waiting):
-        jobs.fail_interrupted(engine, key, job_id)
-        jobs.open_job(engine, key=key, run_id=job_id, path=path, sha256=None)
-        local = str(s3.fetch(path)) if s3.is_s3(path) else path  # downloaded to <data dir>/s3/...
-        if not Path(local).is_file():
-            raise ImportFailed([Problem(Path(path).name, None, None, f"archive not found: {path}")])
-        validated = validate_archive(engine, local, key, force=force)
-        plans = plan_all(engine, validated)
-        media = None
-        if storage is not None:
-            media = prepare(
-                engine, storage, validated, {s.name: plans[s.name] for s in MEDIA_MODELS}, policy=policy, progress=say
-            )
-        return publish_step(engine, validated, plans, job_id, media=media)
+    try:
+        with recording_failure(engine, key, job_id), key_lock(engine, key, timeout=lock_timeout, on_wait=waiting):
+            jobs.fail_interrupted(engine, key, job_id)
+            jobs.open_job(engine, key=key, run_id=job_id, path=path, sha256=None)
+            local = str(s3.fetch(path)) if s3.is_s3(path) else path  # downloaded to <data dir>/s3/...
+            if not Path(local).is_file():
+                raise ImportFailed([Problem(Path(path).name, None, None, f"archive not found: {path}")])
+            validated = validate_archive(engine, local, key, force=force)
+            plans = plan_all(engine, validated)
+            media = None
+            if storage is not None:
+                served = {s.name: plans[s.name] for s in MEDIA_MODELS}
+                media = prepare(engine, storage, validated, served, policy=policy, progress=say)
+            return publish_step(engine, validated, plans, job_id, media=media)
+    finally:
+        release_frozen()  # a failure before publishing would leave them frozen in this long-lived worker
 
 
 # ---------------------------------------------------------------------------

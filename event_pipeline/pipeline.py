@@ -92,15 +92,21 @@ def _gc_paused() -> Iterator[None]:
     cyclic GC would traverse them again and again (it was half the time of these steps, and ~4 s of
     CPU in the later steps of a 100k-session import). The collector is off while they are made, and
     they are then frozen (left out of collections; reference counting still frees them) until
-    :func:`publish_step` ends and unfreezes, so a long-lived worker keeps collecting as before."""
+    :func:`publish_step` ends (or the bulk import of the archive fails) and :func:`release_frozen`
+    unfreezes them, so a long-lived worker keeps collecting as before."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
+        gc.freeze()  # only what a valid archive produced: a failed validation leaves nothing frozen
     finally:
-        gc.freeze()
         if enabled:
             gc.enable()
+
+
+def release_frozen() -> None:
+    """Make what validation froze collectable again; called when an import ends, however it ends."""
+    gc.unfreeze()
 
 
 def key_for(path: str | Path) -> str:
@@ -129,8 +135,8 @@ def validate_archive(
             raise ImportFailed(problems.errors, problems.warnings)  # not a zip we can read at all
         # Normalise even after a JSON error elsewhere, so every problem is reported at once.
         normalised = normalise(archive)
-    if problems.errors:
-        raise ImportFailed(problems.errors, problems.warnings)
+        if problems.errors:
+            raise ImportFailed(problems.errors, problems.warnings)
     if target.is_new and reserve:
         target = event_target(engine, key)  # a new event's id is reserved only for a valid archive
     warnings = normalised.problems.warnings
@@ -243,7 +249,7 @@ def publish_step(
             return outcome
         raise AssertionError("unreachable")
     finally:
-        gc.unfreeze()  # what validation froze (see _gc_paused) is collectable again
+        release_frozen()
 
 
 def _publish_once(

@@ -3,16 +3,19 @@ without its records and reads them again from the archive, only if its bytes are
 
 from __future__ import annotations
 
+import gc
 import pickle
 import shutil
 
+import dagster as dg
 import pytest
-from conftest import sample
+from conftest import BROKEN_SAMPLE, sample
 
+from event_pipeline import bulk
 from event_pipeline.catalog import BY_NAME
 from event_pipeline.db import get_engine
-from event_pipeline.pipeline import plan_all, validate_archive
-from event_pipeline.problems import ImportFailed
+from event_pipeline.pipeline import plan_all, publish_step, validate_archive
+from event_pipeline.problems import ImportFailed, Problem
 
 
 def test_validated_archive_pickles_small_and_reads_its_records_again(tmp_path):
@@ -33,3 +36,32 @@ def test_validated_archive_pickles_small_and_reads_its_records_again(tmp_path):
     (tmp_path / "OTS16.zip").write_bytes(sample("OTS16").read_bytes() + b"\0")  # other bytes, same path
     with pytest.raises(ImportFailed, match="the archive changed since this run validated it"):
         stale.normalised  # noqa: B018
+
+
+def test_nothing_stays_frozen_after_an_import(tmp_path, monkeypatch):
+    """Validation freezes what it parsed (out of the cyclic GC's way); every import ends with it released,
+    so a long-lived worker process (Celery, tests) keeps collecting."""
+    engine = get_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    broken = shutil.copy(sample(BROKEN_SAMPLE), tmp_path / "broken.zip")
+    good = shutil.copy(sample("OTS16"), tmp_path / "OTS16.zip")
+    gc.unfreeze()
+    with pytest.raises(ImportFailed):
+        validate_archive(engine, broken, "broken")
+    assert gc.get_freeze_count() == 0  # a failed validation froze nothing
+
+    validated = validate_archive(engine, good, "OTS16")
+    assert gc.get_freeze_count() > 0  # the parsed archive is frozen while the import runs
+    publish_step(engine, validated, plan_all(engine, validated), "run-1")
+    assert gc.get_freeze_count() == 0
+
+    path = tmp_path / "drop" / "OTS16-bulk.zip"
+    path.parent.mkdir()
+    shutil.copy(sample("OTS16"), path)
+    monkeypatch.setattr(bulk, "plan_all", _failing)  # a failure after validation, before publishing
+    with pytest.raises(dg.Failure):
+        bulk.import_one_archive(engine, "bulk", str(path), "job-1")
+    assert gc.get_freeze_count() == 0
+
+
+def _failing(*args, **kwargs):
+    raise ImportFailed([Problem(None, None, None, "planning failed on purpose")])
