@@ -133,7 +133,10 @@ def run_validate(path: str, key: str | None, database_url: str | None) -> int:
         validated = pipeline.validate_archive(engine, archive, key, force=True, reserve=False)
     except ImportFailed as exc:
         return _emit({**_failure_payload(exc, key), "state": "INVALID"})
-    counts, diff = pipeline.summarise(pipeline.plan_all(engine, validated, reserve=False))
+    try:
+        counts, diff = pipeline.summarise(pipeline.plan_all(engine, validated, reserve=False))
+    finally:
+        pipeline.release_frozen()  # nothing is published: release here what validation froze
     return _emit(
         {
             "state": "VALID",
