@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 from pathlib import Path
 
@@ -32,15 +34,39 @@ def base_url() -> str:
 
 
 def dagster_home() -> Path:
-    """``DAGSTER_HOME``, else a project-local home that ``make dev`` uses too."""
+    """``DAGSTER_HOME``, else a project-local home that ``make dev`` uses too; its ``dagster.yaml`` kept
+    up to date (see :func:`install_instance_config`)."""
     configured = os.environ.get("DAGSTER_HOME")
     path = Path(configured) if configured else data_dir() / "dagster_home"
     path.mkdir(parents=True, exist_ok=True)
-    config = path / "dagster.yaml"
     template = PROJECT_DIR / "dagster.yaml"
-    if not config.exists() and template.exists():
-        config.write_text(template.read_text())
+    if template.exists():
+        install_instance_config(template, path / "dagster.yaml")
     return path
+
+
+def install_instance_config(template: Path, config: Path) -> None:
+    """Copy the project's ``dagster.yaml`` into the home, and again when the project's changes.
+
+    A copy this function wrote and nobody edited since is replaced by the new
+    template (an upgrade brings its run queue settings along); one an operator
+    edited is left alone, with a warning, since their settings win. What was
+    written last is remembered by its hash next to it.
+    """
+    wanted = template.read_bytes()
+    stamp = config.with_name(".dagster.yaml.written-sha256")
+    if config.exists():
+        current = config.read_bytes()
+        if current == wanted:
+            return
+        written = stamp.read_text().strip() if stamp.exists() else None
+        if written != hashlib.sha256(current).hexdigest():
+            logging.getLogger("event_pipeline").warning(
+                "%s differs from the project's %s and was edited; leaving it as it is", config, template
+            )
+            return
+    config.write_bytes(wanted)
+    stamp.write_text(hashlib.sha256(wanted).hexdigest() + "\n")
 
 
 def example_archive() -> Path:
