@@ -3,10 +3,11 @@
 Inserts and updates go in the reference import order (parents before the
 rows that point at them), then link changes, then deletions in reverse
 order. On PostgreSQL new rows go in with ``COPY`` (on the transaction's own
-connection), which is several times faster than ``executemany`` sends one
-INSERT per row; SQLite gets ``executemany``. The event's revision is moved on with a guarded UPDATE, so a plan
-computed against an older state of the event (a concurrent import of the
-same key) fails instead of overwriting newer data.
+connection), several times faster than ``executemany``, which sends one
+INSERT per row; SQLite gets ``executemany``. The event's revision is moved
+on with a guarded UPDATE, so a plan computed against an older state of the
+event (a concurrent import of the same key) fails instead of overwriting
+newer data.
 """
 
 from __future__ import annotations

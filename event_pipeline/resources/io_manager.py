@@ -8,9 +8,9 @@ run and read back from disk only when they come from an earlier run, as in
 a re-execution from failure.
 
 Pickles are written without pickle's memo ("fast" mode): the memo keeps an
-entry for every object written, hundreds of MB for the plan of 100k
-sessions, and our outputs are trees (no cycles) whose shared references may
-come back as copies.
+entry for each of the millions of objects in the plan of 100k sessions
+(which then pickles in 1.0 s instead of 1.7 s), and our outputs are trees
+(no cycles) whose shared references may come back as copies.
 """
 
 import pickle
