@@ -624,8 +624,5 @@ def _spool() -> tempfile.SpooledTemporaryFile:
 
 def _digest(spool: IO[bytes]) -> tuple[str, int]:
     spool.seek(0)
-    digest, size = hashlib.sha256(), 0
-    for chunk in iter(lambda: spool.read(1 << 20), b""):
-        digest.update(chunk)
-        size += len(chunk)
-    return digest.hexdigest(), size
+    digest = hashlib.file_digest(spool, "sha256")
+    return digest.hexdigest(), spool.seek(0, os.SEEK_END)  # the size, however file_digest read it
