@@ -23,6 +23,7 @@ class Ref:
     column: str | None = None  # foreign-key column; None for a many-link
     many: bool = False  # a list of references (session <-> speaker links)
     inline_creates: bool = False  # an inline object for an unknown id becomes a record
+    inverse: str | None = None  # a list mirroring the target's own reference (a track's ``sessions``)
 
 
 @dataclass(frozen=True)
@@ -61,14 +62,25 @@ class ModelSpec:
         return tuple(r for r in self.refs if r.column)
 
 
-_TIMES = {"start_time": "starts_at", "end_time": "ends_at", "start": "starts_at", "end": "ends_at"}
+# Every generation's names for a record's times: the kebab/snake exports (``starts-at``), the 2016
+# exporter (``start_time``), the 2015 API dump (``begin``/``end``; open-event-server#31).
+_TIMES = {
+    "start_time": "starts_at",
+    "end_time": "ends_at",
+    "start": "starts_at",
+    "end": "ends_at",
+    "begin": "starts_at",
+}
+# A child record's link to its event (the current exporter writes ``event_id``; JSON:API an ``event``
+# relationship): checked against the archive's event, not stored twice.
+PARENT_FIELDS = ("event", "event_id")
 
 MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="event",
         table="events",
         record=records.EventRecord,
-        files=("event",),
+        files=("event", "events"),  # "events.json": the 2015-2016 API dump, {"events": [...]}
         required_file=True,
         required=("name",),
         media=(Media("logo_url", "logo"), Media("original_image_url", "background")),
@@ -83,6 +95,10 @@ MODELS: tuple[ModelSpec, ...] = (
             "call_for_papers": "speakers_call",
             "has_session_speakers": "is_sessions_speakers_enabled",
             "is_session_speakers_enabled": "is_sessions_speakers_enabled",
+            # The reference server renamed the organiser columns (app/models/event.py).
+            "owner_name": "organizer_name",
+            "owner_description": "organizer_description",
+            "url": "external_event_url",  # the 2015 API dump's event "url"
         },
     ),
     ModelSpec(
@@ -121,7 +137,13 @@ MODELS: tuple[ModelSpec, ...] = (
         files=("speakers",),
         media=(Media("photo_url", "speakers/{id}/photo"),),
         refs=(Ref("sessions", "sessions", many=True),),
-        aliases={"photo": "photo_url", "featured": "is_featured"},
+        aliases={
+            "photo": "photo_url",
+            "featured": "is_featured",
+            # Renamed in 2016 (open-event-server bd6e5947f, migration dcc03295ba71).
+            "biography": "short_biography",
+            "web": "website",
+        },
     ),
     ModelSpec(
         name="tracks",
@@ -129,6 +151,7 @@ MODELS: tuple[ModelSpec, ...] = (
         record=records.TrackRecord,
         files=("tracks",),
         media=(Media("track_image_url", "tracks/{id}/track_image"),),
+        refs=(Ref("sessions", "sessions", many=True, inverse="track"),),
         aliases={"image_url": "track_image_url", "track_image": "track_image_url"},
     ),
     ModelSpec(
@@ -163,26 +186,26 @@ MODELS: tuple[ModelSpec, ...] = (
             "type": "session_type",
             "format": "session_type",
             "room": "microlocation",
+            # The reference server's current export writes the model's foreign-key columns.
+            "track_id": "track",
+            "microlocation_id": "microlocation",
+            "session_type_id": "session_type",
+            # Renamed in 2016 (open-event-server bd6e5947f, migration 591df081093e).
+            "abstract": "short_abstract",
+            "description": "long_abstract",
         },
     ),
 )
 
 BY_NAME: dict[str, ModelSpec] = {m.name: m for m in MODELS}
-CHILD_MODELS: tuple[ModelSpec, ...] = MODELS[1:]
 EVENT = BY_NAME["event"]
 MEDIA_MODELS: tuple[ModelSpec, ...] = tuple(m for m in MODELS if m.media)  # what the media asset serves
 
 # Files every archive may carry besides the models; read, not warned about.
 KNOWN_AUXILIARY_FILES = ("meta",)
-MEDIA_FOLDERS = ("images", "audios", "audio", "videos", "video", "slides")
 
 # The link table between sessions and speakers, filled from both sides.
 LINK_TABLE = "session_speakers"
-
-
-def link_refs() -> list[tuple[ModelSpec, Ref]]:
-    """The many-references that become rows of the session/speaker link table."""
-    return [(m, r) for m in MODELS for r in m.refs if r.many]
 
 
 def upstream(spec: ModelSpec) -> list[str]:

@@ -145,6 +145,7 @@ def run_validate(path: str, key: str | None, database_url: str | None) -> int:
             "counts": counts,
             "diff": diff,
             "warnings": [w.as_dict() for w in validated.warnings],
+            "unmapped": validated.unmapped,
         }
     )
 

@@ -61,6 +61,7 @@ class ValidatedArchive:
     _normalised: Normalised | None = field(repr=False)
     warnings: list[Problem]
     media: dict[str, str] = field(default_factory=dict)  # the zip's media files: normalised path -> member
+    unmapped: dict[str, dict[str, int]] = field(default_factory=dict)  # see Normalised.unmapped
 
     @property
     def normalised(self) -> Normalised | None:
@@ -140,7 +141,9 @@ def validate_archive(
     if target.is_new and reserve:
         target = event_target(engine, key)  # a new event's id is reserved only for a valid archive
     warnings = normalised.problems.warnings
-    return ValidatedArchive(key, str(path), sha256, target, False, normalised, warnings, archive.media)
+    return ValidatedArchive(
+        key, str(path), sha256, target, False, normalised, warnings, archive.media, normalised.unmapped
+    )
 
 
 def _unchanged_plan(engine: Engine, spec: ModelSpec, event_id: int) -> ModelPlan:
@@ -282,6 +285,7 @@ def _publish_once(
             counts=counts,
             diff=diff,
             warnings=validated.warnings + (media.warnings if media is not None else []),
+            unmapped=validated.unmapped,
             unchanged_archive=validated.unchanged,
         )
         jobs.close_job(
@@ -296,5 +300,6 @@ def _publish_once(
             counts=counts,
             diff=diff,
             warnings=outcome["warnings"],
+            unmapped=outcome["unmapped"],
         )
     return outcome

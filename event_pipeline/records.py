@@ -13,7 +13,7 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationInfo
 
 
 def _json_text(value: Any) -> Any:
@@ -26,11 +26,27 @@ def _json_text(value: Any) -> Any:
 JsonText = Annotated[str | None, BeforeValidator(_json_text)]
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    """Instants are stored in UTC, so SQLite (no zone support) and PostgreSQL agree."""
-    if value is not None and value.tzinfo is not None:
+def _utc(value: datetime | None, info: ValidationInfo) -> datetime | None:
+    """Instants are stored in UTC, so SQLite (no zone support) and PostgreSQL agree.
+
+    A time without an offset is a wall time of the event's zone, passed as the
+    validation context's ``tz`` (see ``timezones.py``); without one it is
+    taken as UTC. Raises ValueError (a validation error, located by pydantic)
+    when the instant falls outside what ``datetime`` holds once converted
+    (``0001-01-01T00:00:00+01:00``).
+    """
+    if value is None:
+        return None
+    try:
+        if value.tzinfo is None:
+            zone = None
+            if info.context is not None:
+                zone = info.context.get("tz")
+                info.context["naive"] = info.context.get("naive", 0) + 1  # counted, to say so once
+            return value.replace(tzinfo=zone or UTC).astimezone(UTC)
         return value.astimezone(UTC)
-    return value
+    except OverflowError:
+        raise ValueError(f"{value.isoformat()} is out of range once converted to UTC") from None
 
 
 # Only on timestamp fields: a validator on every field ran millions of times for a large archive.
@@ -38,9 +54,12 @@ UtcDatetime = Annotated[datetime | None, AfterValidator(_utc)]
 
 
 class Record(BaseModel):
-    """Common behaviour: lax coercion of numbers to text."""
+    """Common behaviour: lax coercion of numbers to text; ``deleted_at``, the reference server's soft
+    delete (every model has it, and its export writes soft-deleted rows too)."""
 
     model_config = ConfigDict(coerce_numbers_to_str=True, extra="forbid")
+
+    deleted_at: UtcDatetime = None
 
 
 class EventRecord(Record):
@@ -78,8 +97,22 @@ class SocialLinkRecord(Record):
 
 
 class CustomFormRecord(Record):
+    """Two generations: one record holding the session and speaker forms as JSON documents (the 2016
+    exports), or one record per form field (the reference server's ``CustomForms`` model since 2017)."""
+
     session_form: JsonText = None
     speaker_form: JsonText = None
+    form: str | None = None  # "session", "speaker", "attendee"
+    field_identifier: str | None = None
+    name: str | None = None
+    type: str | None = None
+    description: str | None = None
+    is_required: bool | None = None
+    is_included: bool | None = None
+    is_fixed: bool | None = None
+    is_public: bool | None = None
+    is_complex: bool | None = None
+    position: int | None = None
 
 
 class MicrolocationRecord(Record):
@@ -88,6 +121,8 @@ class MicrolocationRecord(Record):
     longitude: float | None = None
     floor: int | None = None
     room: str | None = None
+    position: int | None = None
+    hidden_in_scheduler: bool | None = None
 
 
 class SponsorRecord(Record):
@@ -126,12 +161,14 @@ class TrackRecord(Record):
     color: str | None = None
     font_color: str | None = None
     track_image_url: str | None = None
+    position: int | None = None
 
 
 class SessionTypeRecord(Record):
     name: str | None = None
     length: str | None = None  # as the archive gives it ("00:30", "0.3", "00.2 Hour")
     length_minutes: int | None = None  # parsed from ``length`` where possible
+    position: int | None = None
 
 
 class SessionRecord(Record):

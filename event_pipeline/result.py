@@ -17,8 +17,11 @@ def success(
     counts: dict[str, int],
     diff: dict[str, Any],
     warnings: list[Problem],
+    unmapped: dict[str, dict[str, int]] | None = None,
     unchanged_archive: bool = False,
 ) -> dict[str, Any]:
+    """The SUCCESS result. ``unmapped``: per data file, the source fields that are no column nor link
+    (kept in each row's ``extra``) with how many records have them."""
     return {
         "state": "SUCCESS",
         "result": {"event_name": event_name, "id": event_id, "url": f"{base_url()}/events/{identifier}"},
@@ -26,6 +29,7 @@ def success(
         "counts": counts,
         "diff": diff,
         "warnings": [w.as_dict() for w in warnings],
+        "unmapped": unmapped or {},
         "unchanged_archive": unchanged_archive,
     }
 

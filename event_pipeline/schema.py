@@ -117,6 +117,7 @@ import_jobs = sa.Table(
     sa.Column("counts", sa.JSON),
     sa.Column("diff", sa.JSON),
     sa.Column("warnings", sa.JSON),
+    sa.Column("unmapped", sa.JSON),  # per file, the source fields kept only in extra, with record counts
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("finished_at", sa.DateTime(timezone=True)),
 )
@@ -136,8 +137,28 @@ SCHEMA_LOCK_ID = 0x45504C  # any constant shared by every process of this projec
 
 
 def ensure_schema(engine: Engine) -> None:
-    """Create any missing table; idempotent, and safe when several imports start at once."""
+    """Create any missing table, and add any missing nullable column to an existing one (a database
+    made by an earlier version); idempotent, and safe when several imports start at once."""
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": SCHEMA_LOCK_ID})
         metadata.create_all(conn, checkfirst=True)
+        _add_missing_columns(conn)
+
+
+def _add_missing_columns(conn: sa.Connection) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` for the nullable columns a table lacks. Only additions, which
+    both databases do in place; anything else needs a real migration."""
+    inspector = sa.inspect(conn)
+    preparer = conn.dialect.identifier_preparer
+    for table in metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present or not column.nullable:
+                continue
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(
+                sa.text(
+                    f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN {preparer.format_column(column)} {kind}"
+                )
+            )
