@@ -152,13 +152,11 @@ class _ModelNormaliser:
         self.foreign_parent = 0  # records whose event_id names another event
 
     def _name(self, key: str) -> tuple[str, bool]:
-        named = self.names.get(key)
-        if named is None:
-            folded = fold_key(key)
-            name = self.spec.aliases.get(folded, folded)
-            if self.spec is not EVENT and name in PARENT_FIELDS:
-                name = PARENT_FIELDS[0]
-            named = self.names[key] = (name, name == folded)
+        folded = fold_key(key)
+        name = self.spec.aliases.get(folded, folded)
+        if self.spec is not EVENT and name in PARENT_FIELDS:
+            name = PARENT_FIELDS[0]
+        named = self.names[key] = (name, name == folded)
         return named
 
     def record(self, raw: Any, index: int) -> NormRecord | None:
@@ -177,10 +175,12 @@ class _ModelNormaliser:
         raw_refs: dict[str, tuple[str, Any]] = {}
         extra: dict[str, Any] = {}
         inline: dict[str, dict] = {}
+        names = self.names
         for key, value in raw.items():
             if key == "id":
                 continue
-            name, is_exact = self._name(key)
+            named = names.get(key)  # a handful of keys, repeated in every record: no call on a hit
+            name, is_exact = named if named is not None else self._name(key)
             if name in self.ref_fields:
                 self._reference(self.ref_fields[name], key, value, source_id, refs, raw_refs, extra, inline)
             elif name in self.fields:
