@@ -365,11 +365,14 @@ def _identifier(data: Any) -> Any:
     return data.get("id") if isinstance(data, dict) and "id" in data else data
 
 
-def _unwrap(document: Any, spec: ModelSpec) -> Any:
+def _unwrap(document: Any, spec: ModelSpec, included: list | None = None) -> Any:
     """A model file's records, whatever envelope holds them: a bare list (the exports), a wrapper
     object (``{"sessions": [...]}``, ``{"events": [...]}``: the 2015-2016 API dump), or a JSON:API
-    document (``{"data": [...]}``). The event file is unwrapped by the same rule; see ``_one_event``."""
+    document (``{"data": [...]}``; its ``included`` resources are added to ``included``). The event
+    file is unwrapped by the same rule; see ``_one_event``."""
     if _is_jsonapi(document):
+        if included is not None and isinstance(document.get("included"), list):
+            included.extend(document["included"])
         data = document["data"]
         return [_resource_record(r) for r in data] if isinstance(data, list) else _resource_record(data)
     if isinstance(document, dict):
@@ -380,12 +383,12 @@ def _unwrap(document: Any, spec: ModelSpec) -> Any:
     return document
 
 
-def _one_event(document: Any, file: str, problems: Problems) -> dict | None:
+def _one_event(document: Any, file: str, problems: Problems, included: list | None = None) -> dict | None:
     """The event object of an event file (a record, a list of one, or any envelope of ``_unwrap``)."""
     if not isinstance(document, (dict, list)):
         problems.error(file, f"event must be a JSON object, got {type(document).__name__}")
         return None
-    document = _unwrap(document, EVENT)
+    document = _unwrap(document, EVENT, included)
     if isinstance(document, list):
         if len(document) != 1 or not isinstance(document[0], dict):
             problems.error(file, f"expected one event record, got a list of {len(document)}")
@@ -394,14 +397,16 @@ def _one_event(document: Any, file: str, problems: Problems) -> dict | None:
     return document
 
 
-def _model_documents(archive: Archive, spec: ModelSpec, problems: Problems) -> tuple[str, Iterable] | None:
+def _model_documents(
+    archive: Archive, spec: ModelSpec, problems: Problems, included: list
+) -> tuple[str, Iterable] | None:
     """The raw records of a model, from its own file (streamed when it is an array) or the event."""
     for name in spec.files:
         if name in archive.members:
             document = archive.records(name)
             if not archive.parsed(name):
                 return None  # invalid JSON: already reported
-            document = _unwrap(document, spec)
+            document = _unwrap(document, spec, included)
             if not isinstance(document, (list, Iterator)):
                 problems.error(name, f"expected a list of records, got {type(document).__name__}")
                 return None
@@ -433,9 +438,11 @@ def normalise(archive: Archive) -> Normalised:
     tz, event_id = None, None
     normalisers: list[_ModelNormaliser] = []
     event_file = file
+    included: list = []  # JSON:API compound documents' "included" resources
+    without_file: list[ModelSpec] = []
     if file not in archive.members:
         problems.error("event", "the archive has no event file")
-    elif archive.parsed(file) and (event := _one_event(event_doc, file, problems)) is not None:
+    elif archive.parsed(file) and (event := _one_event(event_doc, file, problems, included)) is not None:
         embedded = {fold_key(k) for m in MODELS for k in m.embedded_in_event}
         document = {k: v for k, v in event.items() if fold_key(k) not in embedded}
         tz = _event_zone(document, file, problems)
@@ -445,9 +452,11 @@ def normalise(archive: Archive) -> Normalised:
         out.records[EVENT.name] = [record] if record else []
         event_id = record.source_id if record else canonical_id(document.get("id"))
     for spec in MODELS[1:]:
-        found = _model_documents(archive, spec, problems)
+        found = _model_documents(archive, spec, problems, included)
         records: list[NormRecord] = []
-        if found:
+        if found is None:
+            without_file.append(spec)
+        else:
             file, raw_records = found
             normaliser = _ModelNormaliser(spec, file, problems, tz, event_id)
             normalisers.append(normaliser)
@@ -455,6 +464,12 @@ def normalise(archive: Archive) -> Normalised:
             normaliser.finish(out.unmapped)
             records = _dedupe(records, file, problems)
         out.records[spec.name] = records
+    for spec, file, resources in _included_by_model(included, without_file):
+        normaliser = _ModelNormaliser(spec, file, problems, tz, event_id)
+        normalisers.append(normaliser)
+        records = [r for i, raw in enumerate(resources) if (r := normaliser.record(_resource_record(raw), i))]
+        normaliser.finish(out.unmapped)
+        out.records[spec.name] = _dedupe(records, file, problems)
     if normalisers and normalisers[0].spec is EVENT:
         normalisers[0].finish(out.unmapped)
     archive.check_unread()
@@ -463,6 +478,19 @@ def normalise(archive: Archive) -> Normalised:
     _parse_lengths(out)
     _check_references(out)
     return out
+
+
+def _included_by_model(included: list, without_file: list[ModelSpec]) -> list[tuple[ModelSpec, str, list]]:
+    """The ``included`` resources of the models the archive has no file for, by their JSON:API type
+    (``session-type`` -> ``session_types``), each once (a compound document repeats them); a model that
+    has its own file takes its records from there only."""
+    wanted = {fold_key(spec.name).removesuffix("s"): spec for spec in without_file}
+    found: dict[str, dict[Any, Any]] = {}
+    for resource in included:
+        spec = wanted.get(fold_key(str(resource.get("type", "")))) if isinstance(resource, dict) else None
+        if spec is not None:
+            found.setdefault(spec.name, {}).setdefault(resource.get("id"), resource)
+    return [(BY_NAME[name], f"{name}:included", list(by_id.values())) for name, by_id in found.items()]
 
 
 def _event_zone(event: dict[str, Any], file: str, problems: Problems) -> tzinfo | None:

@@ -332,6 +332,42 @@ def test_jsonapi_documents(db_url, tmp_path):
     assert payload["warnings"] == []
 
 
+def test_jsonapi_compound_document_included_resources_become_records(db_url, tmp_path):
+    files = {
+        "event": {"data": {"type": "event", "id": "1", "attributes": {"name": "Compound"}}},
+        "sessions": {
+            "data": [
+                {
+                    "type": "session",
+                    "id": "21",
+                    "attributes": {"title": "T"},
+                    "relationships": {
+                        "speakers": {"data": [{"type": "speaker", "id": "7"}, {"type": "speaker", "id": "8"}]}
+                    },
+                }
+            ],
+            "included": [
+                {"type": "speaker", "id": "7", "attributes": {"name": "Ann", "short-biography": "Bio."}},
+                {"type": "speaker", "id": "8", "attributes": {"name": "Bo"}},
+                {"type": "speaker", "id": "7", "attributes": {"name": "Ann", "short-biography": "Bio."}},
+            ],
+        },
+    }
+    code, payload = import_archive(write_zip(tmp_path / "compound.zip", files), db_url)
+    assert code == 0, payload
+    assert sorted(rows(db_url, "SELECT source_id, name, short_biography FROM speakers")) == [
+        ("7", "Ann", "Bio."),
+        ("8", "Bo", None),
+    ]
+    links = rows(
+        db_url,
+        "SELECT s.source_id, p.source_id FROM session_speakers l JOIN sessions s ON s.id = l.session_id "
+        "JOIN speakers p ON p.id = l.speaker_id ORDER BY p.source_id",
+    )
+    assert [tuple(r) for r in links] == [("21", "7"), ("21", "8")]
+    assert payload["warnings"] == []
+
+
 def test_dangling_references_keep_their_raw_value(db_url, tmp_path):
     # open-event-server#31 (2015): the session type given by name; plus a dangling track object.
     files = {
