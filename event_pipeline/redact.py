@@ -11,11 +11,11 @@ import re
 
 MASK = "***"
 
-# The password of a URL's user info: ``scheme://user:password@host``. As
-# SQLAlchemy reads it, the password runs to an ``@`` whatever comes between
-# (a raw ``/`` included); raw ``@``s in it are masked too, up to the last one
-# before the host.
-_USERINFO = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/?#@:]*):(?P<secret>[^\s@]*(?:@[^\s@/]*(?=@))*)@")
+# The password of a URL's user info: ``scheme://user:password@host``. A raw
+# ``@``, ``/`` or ``?`` in a password makes the URL ambiguous (SQLAlchemy and
+# libpq split it differently), so everything up to the last ``@`` of the
+# URL is masked: at worst a host is hidden too, never a piece of password shown.
+_USERINFO = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/?#@:]*):(?P<secret>\S*)@")
 # ``password=...`` as a URL query parameter (``?password=``, ``&password=``)
 # or a libpq keyword/value DSN entry (``host=db password=secret``, also
 # ``password = 'with spaces'``); ``sslpassword`` and ``passwd`` too.
