@@ -142,6 +142,8 @@ def _checked(path: str, key: str | None, url: str) -> tuple[Path, str | None, li
     is never read (it would block or never end), and a key that breaks the
     rule of :mod:`event_pipeline.inputs` comes back as None.
     """
+    from event_pipeline.db import url_problem  # SQLAlchemy: imported once the signal handlers are in place
+
     archive = Path(path).expanduser().absolute()
     unusable = inputs.file_problem(archive)
     if key is None:
@@ -149,8 +151,6 @@ def _checked(path: str, key: str | None, url: str) -> tuple[Path, str | None, li
     error = inputs.key_error(key)
     problems = [Problem(archive.name or None, None, None, unusable)] if unusable else []
     problems += [Problem(None, None, "key", error)] if error else []
-    from event_pipeline.db import url_problem
-
     bad_url = url_problem(url)
     problems += [Problem(None, None, "database_url", bad_url)] if bad_url else []
     return (archive if problems else archive.resolve()), None if error else key, problems
