@@ -36,14 +36,14 @@ from dagster_celery import celery_executor
 from pydantic import Field
 from sqlalchemy.engine import Engine
 
-from event_pipeline import jobs, s3, settings
+from event_pipeline import inputs, jobs, s3, settings
 from event_pipeline.assets.archive import resolve_path
-from event_pipeline.assets.common import ARCHIVES, recording_failure
+from event_pipeline.assets.common import ARCHIVES, failure, recording_failure
 from event_pipeline.catalog import MEDIA_MODELS
-from event_pipeline.drop import archive_key
+from event_pipeline.drop import ignore_reason
 from event_pipeline.locks import key_lock
 from event_pipeline.media import FetchPolicy, Storage, prepare
-from event_pipeline.pipeline import key_for, plan_all, publish_step, release_frozen, validate_archive
+from event_pipeline.pipeline import plan_all, publish_step, release_frozen, validate_archive
 from event_pipeline.problems import ImportFailed, Problem
 from event_pipeline.resources import DatabaseResource, MediaStorageResource
 from event_pipeline.schema import import_jobs
@@ -102,21 +102,37 @@ def mapping_keys(keys: list[str]) -> list[str]:
     return out
 
 
-def expand_paths(paths: list[str]) -> list[str]:
+def expand_paths(paths: list[str], skipped: list[tuple[str, str]] | None = None) -> list[str]:
     """Files as given; a folder, or an ``s3://`` prefix not ending in ``.zip``, stands for the
-    archives directly in it (as the drop folder sensor takes them), in name order."""
+    archives directly in it (as the drop folder sensor takes them), in name order.
+
+    What a folder or prefix holds that the sensor would not take (not a
+    ``.zip``, hidden, a name that gives no valid key) is left out and, if
+    ``skipped`` is given, appended to it as ``(path, reason)``.
+    """
     found: list[str] = []
+    skipped = [] if skipped is None else skipped
+
+    def take(name: str, where: str) -> None:
+        reason = ignore_reason(name)
+        if reason:
+            skipped.append((where, reason))
+        else:
+            found.append(where)
+
     for given in paths:
         if s3.is_s3(given):
             if given.lower().endswith(".zip"):
                 found.append(given)
             else:
-                objects = s3.list_archives(given)
-                found.extend(sorted(o.url for o in objects if archive_key(PurePosixPath(o.key).name)))
+                for url in sorted(o.url for o in s3.list_archives(given)):
+                    take(PurePosixPath(url).name, url)
             continue
         path = Path(given).expanduser().resolve()
         if path.is_dir():
-            found.extend(sorted(str(p) for p in path.iterdir() if p.is_file() and archive_key(p.name)))
+            for child in sorted(path.iterdir()):
+                if child.is_file():
+                    take(child.name, str(child))
         else:
             found.append(str(path))
     return found
@@ -129,14 +145,39 @@ def known_keys(instance: dg.DagsterInstance, engine: Engine) -> list[str]:
     return sorted(set(instance.get_dynamic_partitions(ARCHIVES.name)) | in_jobs)
 
 
-def bulk_items(instance: dg.DagsterInstance, engine: Engine, paths: list[str], force: bool) -> list[dict[str, Any]]:
-    """What to import: ``{"key", "path", "force", "index", "mapping_key"}`` per archive."""
+def bulk_items(
+    instance: dg.DagsterInstance,
+    engine: Engine,
+    paths: list[str],
+    force: bool,
+    skipped: list[tuple[str, str]] | None = None,
+) -> list[dict[str, Any]]:
+    """What to import: ``{"key", "path", "force", "index", "mapping_key"}`` per archive.
+
+    Keys follow :mod:`event_pipeline.inputs`. A file named in ``paths`` whose
+    name gives no valid key raises :class:`~event_pipeline.inputs.InvalidKey`
+    (naming every such file) before anything is imported; files of a folder
+    and known keys that break the rule are appended to ``skipped`` as
+    ``(path or key, reason)`` instead.
+    """
+    skipped = [] if skipped is None else skipped
     if paths:
-        pairs = [(key_for(p), p) for p in expand_paths(paths)]
+        pairs, invalid = [], []
+        for path in expand_paths(paths, skipped):
+            try:
+                pairs.append((inputs.key_for(path), path))
+            except inputs.InvalidKey as exc:
+                invalid.append(f"{path}: {exc}")
+        if invalid:
+            raise inputs.InvalidKey("; ".join(invalid))
     else:
-        pairs = [
-            (key, resolve_path("", key, jobs.last_archive_path(engine, key))) for key in known_keys(instance, engine)
-        ]
+        pairs = []
+        for key in known_keys(instance, engine):
+            error = inputs.key_error(key)
+            if error:
+                skipped.append((key, error))
+            else:
+                pairs.append((key, resolve_path("", key, jobs.last_archive_path(engine, key))))
     return [
         {"key": key, "path": path, "force": force, "index": i, "mapping_key": mk}
         for i, ((key, path), mk) in enumerate(zip(pairs, mapping_keys([k for k, _ in pairs]), strict=True))
@@ -176,13 +217,17 @@ def import_one_archive(
     def waiting(holders: list[int]) -> None:
         say(f"{key}: another import of this key is running (server pid {holders}); waiting for it")
 
+    error = inputs.key_error(key)
+    if error:  # before a lock, a row or a file is made from it
+        raise failure([Problem(None, None, "key", error)], [])
     try:
         with recording_failure(engine, key, job_id), key_lock(engine, key, timeout=lock_timeout, on_wait=waiting):
             jobs.fail_interrupted(engine, key, job_id)
             jobs.open_job(engine, key=key, run_id=job_id, path=path, sha256=None)
             local = str(s3.fetch(path)) if s3.is_s3(path) else path  # downloaded to <data dir>/s3/...
-            if not Path(local).is_file():
-                raise ImportFailed([Problem(Path(path).name, None, None, f"archive not found: {path}")])
+            unusable = inputs.file_problem(local)  # a FIFO or a device would block or never end
+            if unusable:
+                raise ImportFailed([Problem(Path(path).name, None, None, unusable.replace(local, path))])
             validated = validate_archive(engine, local, key, force=force)
             plans = plan_all(engine, validated)
             media = None
@@ -201,7 +246,7 @@ def import_one_archive(
 class BulkConfig(dg.Config):
     paths: list[str] = Field(
         default_factory=list,
-        description="Archives to import (key = file name without .zip); a folder means its *.zip files. "
+        description="Archives to import (key = file name without .zip, see README); a folder means its *.zip files. "
         "Empty: every known key (the `archives` partitions and the keys in import_jobs).",
     )
     force: bool = Field(default=False, description="Re-import archives whose bytes are unchanged.")
@@ -210,7 +255,13 @@ class BulkConfig(dg.Config):
 @dg.op(out=dg.DynamicOut(dict), description="List the archives to import; one output (and step) per archive.")
 def find_archives(context: dg.OpExecutionContext, config: BulkConfig, database: DatabaseResource):
     engine = database.engine()
-    items = bulk_items(context.instance, engine, config.paths, config.force)
+    skipped: list[tuple[str, str]] = []
+    try:
+        items = bulk_items(context.instance, engine, config.paths, config.force, skipped)
+    except inputs.InvalidKey as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+    for where, reason in skipped:
+        context.log.warning(f"not importing {where}: {reason}")
     new_keys = sorted({i["key"] for i in items} - set(context.instance.get_dynamic_partitions(ARCHIVES.name)))
     if new_keys:  # every imported key gets its partition, so the UI shows it and the next bulk run knows it
         context.instance.add_dynamic_partitions(ARCHIVES.name, new_keys)

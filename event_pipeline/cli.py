@@ -4,32 +4,116 @@
 instance (``DAGSTER_HOME``, else a project-local home), so the run shows up
 in the UI afterwards. The last line on stdout is always one JSON object;
 Dagster's own logging goes to stderr.
+
+The printed state is the truth about the database: SUCCESS only if the
+import committed, FAILURE only if nothing did. Whatever happens once the job
+has run (an error, SIGINT, SIGTERM), the run's ``import_jobs`` row decides,
+and a row still RUNNING is closed as FAILURE, so no run of this command
+leaves one behind. Printing cannot fail: text the terminal cannot encode
+(a lone surrogate, anything on an ASCII-only stdout) is printed with JSON's
+``\\u`` escapes.
+
+Only light modules are imported here, so that the console script handles
+SIGINT and SIGTERM (:func:`run`) before the slow imports (Dagster) begin.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import json
 import logging
 import os
+import signal
 import socket
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
-from event_pipeline import settings
+from event_pipeline import inputs, settings
 from event_pipeline.problems import ImportFailed, Problem
+from event_pipeline.redact import mask
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+log = logging.getLogger("event_pipeline.cli")
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+USAGE_EXIT = 2  # argparse's code for a usage error, kept
+
+_stops: list[int] = []  # the stop signals received, in order
+_handling_stops = False  # set by run(): this process is the console script and owns its signal handlers
+# Dagster puts its own handlers in place while a run executes (and turns a
+# signal into a step failure); the interpreter's wakeup fd still receives the
+# number of every signal, so the message can name it.
+_wakeup: int | None = None
+
+
+def _stop(signum: int, _frame: Any) -> None:
+    """SIGINT or SIGTERM: stop where we are, the way Dagster and the libraries expect (KeyboardInterrupt)."""
+    _stops.append(signum)
+    raise KeyboardInterrupt
+
+
+def _note_stop(signum: int, _frame: Any) -> None:
+    """While the result is settled and printed, a further signal is only noted: the row must be closed."""
+    _stops.append(signum)
+
+
+def _defer_stops() -> None:
+    if _handling_stops:
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, _note_stop)
+
+
+def _watch_signals() -> None:
+    global _wakeup
+    read, write = os.pipe()
+    os.set_blocking(read, False)
+    os.set_blocking(write, False)
+    signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    _wakeup = read
+
+
+def _received() -> list[int]:
+    """The stop signals received so far, in order (those only Dagster's handlers saw included)."""
+    if _wakeup is not None:
+        with contextlib.suppress(OSError):  # BlockingIOError: nothing new
+            _stops.extend(n for n in os.read(_wakeup, 512) if n in STOP_SIGNALS and n not in _stops)
+    return _stops
+
+
+def _interrupted(when: str) -> str:
+    received = _received()
+    name = signal.Signals(received[0]).name if received else "a signal"
+    return f"interrupted by {name} {when}"
 
 
 def _emit(payload: dict[str, Any]) -> int:
-    sys.stdout.write(json.dumps(payload, ensure_ascii=False, default=str) + "\n")
-    sys.stdout.flush()
-    return 0 if payload.get("state") in ("SUCCESS", "VALID") else 1
+    """Print ``payload`` as one JSON line; return the exit code its state means. Never raises.
+
+    Text the stream cannot encode (a lone surrogate, any non-ASCII character
+    on an ASCII stdout) is written with JSON's ``\\u`` escapes instead, which
+    every encoding can carry and every JSON reader decodes.
+    """
+    code = 0 if payload.get("state") in ("SUCCESS", "VALID") else 1
+    try:
+        try:
+            text = json.dumps(payload, ensure_ascii=False, default=str)
+        except (TypeError, ValueError) as exc:  # not JSON at all: say so, keeping the state
+            brief = {"state": payload.get("state"), "key": payload.get("key")}
+            text = json.dumps({**brief, "error": f"the result could not be printed: {exc}"}, default=repr)
+        try:
+            text.encode(getattr(sys.stdout, "encoding", None) or "utf-8")
+        except (UnicodeEncodeError, LookupError):
+            text = json.dumps(json.loads(text), ensure_ascii=True)
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except Exception:  # a closed or broken stdout: nothing more can be said; the exit code still tells
+        log.debug("could not print the result", exc_info=True)
+    return code
 
 
 def _failure(errors: list[Problem], key: str | None = None, warnings: list[Problem] | None = None) -> int:
@@ -38,17 +122,10 @@ def _failure(errors: list[Problem], key: str | None = None, warnings: list[Probl
     return _emit(result.failure(errors, warnings, key))
 
 
-def _failed_job(url: str, run_id: str) -> dict[str, Any] | None:
-    from event_pipeline.db import get_engine
-    from event_pipeline.schema import import_jobs
-
-    with get_engine(url).connect() as conn:
-        row = conn.execute(sa.select(import_jobs).where(import_jobs.c.run_id == run_id)).mappings().first()
-    return dict(row) if row else None
-
-
 @contextlib.contextmanager
 def _home_lock(home: Path) -> Iterator[None]:
+    import fcntl
+
     with open(home / ".event-pipeline.lock", "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -57,15 +134,39 @@ def _home_lock(home: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def run_import(path: str, key: str | None, force: bool, database_url: str | None) -> int:
-    """Run the import job in-process; print and return like the CLI does."""
-    from event_pipeline.pipeline import key_for
+def _checked(path: str, key: str | None, url: str) -> tuple[Path, str | None, list[Problem]]:
+    """The archive, its key (``--key`` or from the file name), and every reason they (or the
+    database URL) cannot be used.
 
-    archive = Path(path).expanduser().resolve()
-    key = key or key_for(archive)
-    if not archive.is_file():
-        return _failure([Problem(archive.name, None, None, f"archive not found: {archive}")], key)
+    Checked before anything is opened or built from them: a FIFO or a device
+    is never read (it would block or never end), and a key that breaks the
+    rule of :mod:`event_pipeline.inputs` comes back as None.
+    """
+    from event_pipeline.db import url_problem  # SQLAlchemy: imported once the signal handlers are in place
+
+    archive = Path(path).expanduser().absolute()
+    unusable = inputs.file_problem(archive)
+    if key is None:
+        key = inputs.key_from_name(archive.name)
+    error = inputs.key_error(key)
+    problems = [Problem(archive.name or None, None, None, unusable)] if unusable else []
+    problems += [Problem(None, None, "key", error)] if error else []
+    bad_url = url_problem(url)
+    problems += [Problem(None, None, "database_url", bad_url)] if bad_url else []
+    return (archive if problems else archive.resolve()), None if error else key, problems
+
+
+def run_import(path: str, key: str | None, force: bool, database_url: str | None) -> int:
+    """Run the import job in-process; print the result JSON and return the exit code (0: SUCCESS).
+
+    The archive must be a regular file and its key valid (else FAILURE before
+    anything is written). After the job, :func:`_settle` decides what to
+    print from what was committed.
+    """
     url = settings.database_url(database_url)
+    archive, key, refused = _checked(path, key, url)
+    if refused:
+        return _failure(refused, key)
     # The resource reads the URL from the environment, never from run config
     # (which Dagster stores and displays), so a password stays out of it.
     os.environ["EVENT_PIPELINE_DATABASE_URL"] = url
@@ -85,54 +186,151 @@ def run_import(path: str, key: str | None, force: bool, database_url: str | None
         instance.all_instigator_state()
         if not instance.has_dynamic_partition(ARCHIVES.name, key):
             instance.add_dynamic_partitions(ARCHIVES.name, [key])
-    with instance:
-        job = defs.resolve_job_def(IMPORT_JOB_NAME)
-        outcome = job.execute_in_process(
-            instance=instance,
-            partition_key=key,
-            run_config={"ops": {"archive": {"config": {"path": str(archive), "force": force}}}},
-            tags={
-                KEY_TAG: key,
-                HOST_TAG: socket.gethostname(),
-                PID_TAG: str(os.getpid()),
-                "event_pipeline/source": "cli",
-            },
-            raise_on_error=False,
-        )
-    if outcome.success:
-        return _emit(outcome.output_for_node("import_result"))
-    row = _failed_job(url, outcome.run_id)
-    if row and row.get("errors"):
-        errors = [Problem(**e) for e in row["errors"]]
-        warnings = [Problem(**w) for w in row.get("warnings") or []]
-        return _failure(errors, key, warnings)
-    step_failures = [e for e in outcome.all_events if e.is_step_failure]
-    message = _root_cause(step_failures[0].step_failure_data.error) if step_failures else "import failed"
-    return _failure([Problem(None, None, None, message)], key)
+    run_id = str(uuid.uuid4())  # known before the run starts, to find its row however it ends
+    outcome = None
+    stopped: BaseException | None = None
+    try:
+        try:
+            with instance:
+                job = defs.resolve_job_def(IMPORT_JOB_NAME)
+                outcome = job.execute_in_process(
+                    instance=instance,
+                    partition_key=key,
+                    run_id=run_id,
+                    run_config={"ops": {"archive": {"config": {"path": str(archive), "force": force}}}},
+                    tags={
+                        KEY_TAG: key,
+                        HOST_TAG: socket.gethostname(),
+                        PID_TAG: str(os.getpid()),
+                        "event_pipeline/source": "cli",
+                    },
+                    raise_on_error=False,
+                )
+        finally:
+            _defer_stops()
+    except BaseException as exc:  # noqa: BLE001 - SIGINT/SIGTERM included: the row must still be closed
+        _defer_stops()
+        stopped = exc
+    return _emit(_settle(url, run_id, key, archive, force, outcome, stopped))
+
+
+def _settle(
+    url: str, run_id: str, key: str, archive: Path, force: bool, outcome: Any, stopped: BaseException | None
+) -> dict[str, Any]:
+    """The result to print, from what the run committed; closes its row if it is still RUNNING.
+
+    The job's own result when it succeeded; otherwise the ``import_jobs``
+    row: SUCCESS (the import committed and something failed afterwards)
+    gives the SUCCESS result rebuilt from the row, FAILURE its errors, and a
+    row still RUNNING (or none) is closed as FAILURE with the reason.
+    """
+    from event_pipeline import jobs, result
+    from event_pipeline.db import get_engine
+
+    if outcome is not None and outcome.success and stopped is None:
+        with contextlib.suppress(Exception):
+            return outcome.output_for_node("import_result")
+    reason = mask(_reason(outcome, stopped))
+    try:
+        engine = get_engine(url)
+        row = jobs.get_job(engine, run_id)
+        if row and row["state"] == "SUCCESS":
+            return _success_from_row(engine, row, force)
+        if not row or row["state"] != "FAILURE" or not row.get("errors"):
+            row = jobs.close_unfinished(engine, key=key, run_id=run_id, error=reason, path=str(archive))
+    except Exception as exc:  # the database itself may be what failed
+        log.debug("could not read or close the import_jobs row", exc_info=True)
+        note = f"{reason} (the run's import_jobs row could not be read: {type(exc).__name__}: {_first_line(exc)})"
+        return result.failure([Problem(None, None, None, mask(note))], key=key)
+    errors = [Problem(**e) for e in row.get("errors") or []] or [Problem(None, None, None, reason)]
+    warnings = [Problem(**w) for w in row.get("warnings") or []]
+    return result.failure(errors, warnings, key)
+
+
+def _success_from_row(engine: Engine, row: dict[str, Any], force: bool) -> dict[str, Any]:
+    """The SUCCESS result as :func:`event_pipeline.result.success` makes it, from the committed row."""
+    from event_pipeline import jobs
+
+    previous = jobs.previous_success_sha256(engine, row["key"], row["id"])
+    return {
+        "state": "SUCCESS",
+        "result": row["result"],
+        "key": row["key"],
+        "counts": row["counts"],
+        "diff": row["diff"],
+        "warnings": row["warnings"] or [],
+        "unchanged_archive": not force and previous is not None and previous == row["archive_sha256"],
+    }
+
+
+def _reason(outcome: Any, stopped: BaseException | None) -> str:
+    """Why the run did not end in a result: the signal, the exception, or the first failed step's error."""
+    if isinstance(stopped, KeyboardInterrupt):
+        return _interrupted("during the import")
+    if stopped is not None:
+        return f"{type(stopped).__name__}: {_first_line(stopped)}"
+    step_failures = [e for e in outcome.all_events if e.is_step_failure] if outcome is not None else []
+    if not step_failures:
+        return "import failed"
+    error = step_failures[0].step_failure_data.error
+    if error is not None and _innermost(error).cls_name == "DagsterExecutionInterruptedError":
+        return _interrupted("during the import")  # Dagster turns SIGINT/SIGTERM into this at a step
+    return _root_cause(error)
+
+
+def _innermost(error: Any) -> Any:
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    return error
 
 
 def _root_cause(error: Any) -> str:
     """The innermost error's first line: Dagster wraps the real one in its own."""
-    while getattr(error, "cause", None) is not None:
-        error = error.cause
-    lines = error.message.strip().splitlines()
+    if error is None:
+        return "import failed"
+    lines = _innermost(error).message.strip().splitlines()
     return lines[0] if lines else "import failed"
 
 
-def run_validate(path: str, key: str | None, database_url: str | None) -> int:
-    """Dry run: every problem and the would-be diff; writes nothing anywhere."""
-    from event_pipeline import pipeline
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def _validation_engine(url: str) -> Engine:
+    """An engine to diff against, opened without writing: no schema, and no SQLite file, is made.
+
+    A SQLite file that does not exist yet, or a database without the schema,
+    means nothing was imported: the diff is against an empty in-memory schema.
+    """
+    from sqlalchemy.engine import make_url
+
     from event_pipeline.db import get_engine, has_schema
 
-    archive = Path(path).expanduser().resolve()
-    key = key or pipeline.key_for(archive)
-    engine = get_engine(settings.database_url(database_url), create_schema=False)
-    if not has_schema(engine):
-        engine = get_engine("sqlite://")  # nothing imported yet: diff against an empty schema
+    empty = "sqlite://"
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:") or not Path(database).is_file():
+            return get_engine(empty)
+    engine = get_engine(url, create_schema=False)
+    return engine if has_schema(engine) else get_engine(empty)
+
+
+def run_validate(path: str, key: str | None, database_url: str | None) -> int:
+    """Dry run: every problem and the would-be diff; writes nothing anywhere (no data folder, no SQLite file)."""
+    from event_pipeline import pipeline, result
+
+    url = settings.database_url(database_url, create=False)
+    archive, key, refused = _checked(path, key, url)
+    if refused:
+        state = "FAILURE" if any(p.field == "database_url" for p in refused) else "INVALID"
+        return _emit({**result.failure(refused, key=key), "state": state})
+    engine = _validation_engine(url)
     try:
         validated = pipeline.validate_archive(engine, archive, key, force=True, reserve=False)
     except ImportFailed as exc:
-        return _emit({**_failure_payload(exc, key), "state": "INVALID"})
+        return _emit({**result.failure(exc.errors, exc.warnings, key), "state": "INVALID"})
     try:
         counts, diff = pipeline.summarise(pipeline.plan_all(engine, validated, reserve=False))
     finally:
@@ -150,42 +348,71 @@ def run_validate(path: str, key: str | None, database_url: str | None) -> int:
     )
 
 
-def _failure_payload(exc: ImportFailed, key: str) -> dict[str, Any]:
-    from event_pipeline import result
+class UsageError(Exception):
+    """The command line is not one we take; ``parser`` is the (sub)command's, for its usage line."""
 
-    return result.failure(exc.errors, exc.warnings, key)
+    def __init__(self, parser: argparse.ArgumentParser, message: str):
+        super().__init__(message)
+        self.parser = parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser that raises instead of exiting, so a usage error still ends in a JSON line."""
+
+    def error(self, message: str):  # noqa: ANN201 - argparse's signature (NoReturn)
+        raise UsageError(self, message)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="event-pipeline", description=__doc__.split("\n")[0])
+    """The command line: ``import [path] [--key] [--force] [--database-url]`` and ``validate path ...``."""
+    key_help = "archive key (default: the file name without .zip; letters, digits, '.', '_', '-'; see README)"
+    parser = _Parser(prog="event-pipeline", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     imp = sub.add_parser("import", help="import an archive (runs the Dagster job in-process)")
     imp.add_argument("path", nargs="?", help="the archive zip (default: the bundled example)")
-    imp.add_argument("--key", help="partition key (default: file name without .zip)")
+    imp.add_argument("--key", help=key_help)
     imp.add_argument("--force", action="store_true", help="re-import even if the archive is unchanged")
     imp.add_argument("--database-url", help="SQLAlchemy URL (default: $EVENT_PIPELINE_DATABASE_URL or SQLite)")
     val = sub.add_parser("validate", help="dry run: list every problem and the would-be diff")
     val.add_argument("path")
-    val.add_argument("--key")
+    val.add_argument("--key", help=key_help)
     val.add_argument("--database-url")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    # Everything but the final JSON line goes to stderr.
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
+    """Run the command line ``argv``; the last stdout line is the result JSON. Returns the exit code.
+
+    0 for SUCCESS or VALID, 1 for FAILURE or INVALID (an interruption
+    included), 2 for a usage error (usage on stderr, a FAILURE line on stdout).
+    """
     try:
+        try:
+            args = build_parser().parse_args(argv)
+        except UsageError as exc:
+            exc.parser.print_usage(sys.stderr)
+            sys.stderr.write(f"{exc.parser.prog}: error: {exc}\n")
+            _failure([Problem(None, None, None, f"usage: {exc}")])
+            return USAGE_EXIT
+        # Everything but the final JSON line goes to stderr.
+        logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
         if args.command == "import":
             return run_import(args.path or str(settings.example_archive()), args.key, args.force, args.database_url)
         return run_validate(args.path, args.key, args.database_url)
+    except KeyboardInterrupt:  # before the job started (or in validate): nothing was committed
+        _defer_stops()
+        return _failure([Problem(None, None, None, _interrupted("before anything was committed"))])
     except Exception as exc:  # never a bare traceback: the caller parses our last line
-        logging.getLogger("event_pipeline").debug("unexpected error", exc_info=True)
-        return _failure([Problem(None, None, None, f"{type(exc).__name__}: {exc}".splitlines()[0])])
+        log.debug("unexpected error", exc_info=True)
+        return _failure([Problem(None, None, None, mask(f"{type(exc).__name__}: {_first_line(exc)}"))])
 
 
 def run() -> None:
     """The console script: :func:`main`, then exit without tearing the heap down.
+
+    SIGINT and SIGTERM are handled from the start (also while Dagster is
+    imported): the command stops, closes its run's row, and prints a FAILURE
+    line (or the SUCCESS that had committed), exit code 1.
 
     A large import leaves about 1 GB of Python objects (the run's captured
     outputs) whose one-by-one deallocation at interpreter exit took ~4 s at
@@ -193,10 +420,18 @@ def run() -> None:
     done by now (the transaction committed, the instance closed); output and
     log handlers are flushed, then the process ends at once, as mypy does.
     """
+    global _handling_stops
+    _handling_stops = True
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _stop)
+    _watch_signals()
     code = main()
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    _defer_stops()
+    with contextlib.suppress(Exception):
+        logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
     os._exit(code)
 
 

@@ -18,9 +18,23 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def safe_url(url: str) -> str:
-    """The URL as it may appear in logs and results: no password."""
-    return make_url(url).render_as_string(hide_password=True)
+BACKENDS = ("sqlite", "postgresql")
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` is not a database URL this project takes (the URL masked in the message), or None."""
+    from event_pipeline.redact import mask
+
+    try:
+        backend = make_url(url).get_backend_name()
+    except Exception:  # noqa: BLE001 - SQLAlchemy raises ArgumentError, or ValueError for a bad port
+        backend = None
+    if backend in BACKENDS:
+        return None
+    return (
+        f"not a database URL: {mask(url)!r}; give a SQLAlchemy URL such as"
+        " postgresql://user:password@host:5432/dbname or sqlite:///path/to/events.db"
+    )
 
 
 @functools.lru_cache(maxsize=16)

@@ -33,14 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from event_pipeline import s3, settings
+from event_pipeline import inputs, s3, settings
 from event_pipeline.archive import file_sha256
 
 STATE_VERSION = 1
 CURSOR_VERSION = 2
 HASH_BUDGET_SECONDS = 20.0  # a sensor tick must end well within Dagster's 60 s
-# What Dagster refuses in a partition key.
-BAD_KEY_PARTS = ("...", "\a", "\b", "\f", "\n", "\r", "\t", "\v", "\0")
 
 
 def drop_dir() -> Path:
@@ -56,20 +54,18 @@ def drop_url() -> str | None:
 
 
 def archive_key(name: str) -> str | None:
-    """The partition key for a file name, or None if the file is not an archive we take."""
-    return None if ignore_reason(name) else name[: -len(".zip")]
+    """The archive key for a file name (:mod:`event_pipeline.inputs`), or None if the file is not one we take."""
+    return None if ignore_reason(name) else inputs.key_from_name(name)
 
 
 def ignore_reason(name: str) -> str | None:
     """Why a file in the drop folder is not imported (None: it is)."""
-    if not name.lower().endswith(".zip"):
+    if not inputs.is_archive_name(name):
         return "not a .zip archive"
     if name.startswith("."):
         return "a hidden file (an upload in progress?)"
-    key = name[: -len(".zip")]
-    if not key or any(part in key for part in BAD_KEY_PARTS):
-        return "its name cannot be a partition key"
-    return None
+    error = inputs.key_error(inputs.key_from_name(name))
+    return f"its name gives no valid key: {error}" if error else None
 
 
 @dataclass

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from event_pipeline.problems import Problem
+from event_pipeline.redact import mask
 from event_pipeline.schema import import_jobs
 
 
@@ -94,6 +95,8 @@ def mark_interrupted(engine: Engine, *, key: str, run_id: str) -> None:
 def close_job(conn: Connection, *, key: str, run_id: str, state: str, **values: Any) -> None:
     """Close the run's row (creating it if the run never opened one, e.g. a re-execution)."""
     values = {"state": state, "finished_at": _now(), **values}
+    if values.get("error"):
+        values["error"] = mask(values["error"])  # it may quote a driver's message, and a URL in it
     updated = conn.execute(import_jobs.update().where(import_jobs.c.run_id == run_id).values(**values)).rowcount
     if not updated:
         conn.execute(import_jobs.insert().values(key=key, run_id=run_id, started_at=_now(), **values))
@@ -164,7 +167,7 @@ def close_unfinished(engine: Engine, *, key: str, run_id: str, error: str, path:
         state = conn.execute(sa.select(import_jobs.c.state).where(import_jobs.c.run_id == run_id)).scalar()
         if state in (None, "RUNNING"):
             extra = {"archive_path": path} if state is None and path else {}
-            problem = Problem(None, None, None, error)
+            problem = Problem(None, None, None, mask(error))
             close_job(conn, key=key, run_id=run_id, state="FAILURE", error=error, errors=[problem.as_dict()], **extra)
     return get_job(engine, run_id) or {}
 
@@ -175,3 +178,18 @@ def event_name(engine: Engine, key: str) -> str | None:
 
     with engine.connect() as conn:
         return conn.execute(sa.select(events.c.name).where(events.c.import_key == key)).scalar()
+
+
+def previous_success_sha256(engine: Engine, key: str, before_id: int) -> str | None:
+    """The archive sha256 of ``key``'s last SUCCESS row before row ``before_id`` (None if none).
+
+    The same bytes as that import mean the run found the archive unchanged
+    (unless forced): what the CLI reports when it rebuilds a result from a row.
+    """
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(import_jobs.c.archive_sha256)
+            .where(import_jobs.c.key == key, import_jobs.c.state == "SUCCESS", import_jobs.c.id < before_id)
+            .order_by(import_jobs.c.id.desc())
+            .limit(1)
+        ).scalar()

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from event_pipeline.redact import mask
 
 log = logging.getLogger("event_pipeline.notify")
 MAX_LISTED = 50  # problems listed in a body; the rest are counted
@@ -32,20 +34,6 @@ class Notification:
     subject: str
     body: str
     ok: bool
-
-
-def mask(url: str | None) -> str:
-    """The URL with any password replaced by ``***``, for logs and errors."""
-    if not url:
-        return ""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = parts.username or ""
-    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
 
 
 def _problem_line(problem: dict[str, Any]) -> str:
@@ -119,7 +107,7 @@ def send(notification: Notification, logger: logging.Logger | Any = None) -> boo
     try:
         _send_smtp(url, to, notification)
     except Exception as exc:  # noqa: BLE001 - reported, never raised (see docstring)
-        detail = str(exc).replace(url, mask(url))
+        detail = mask(str(exc))
         logger.error(f"could not email {notification.subject!r} via {mask(url)}: {type(exc).__name__}: {detail}")
         return False
     logger.info(f"emailed {notification.subject!r} to {', '.join(to)} via {mask(url)}")

@@ -110,10 +110,6 @@ def release_frozen() -> None:
     gc.unfreeze()
 
 
-def key_for(path: str | Path) -> str:
-    return Path(path).name.removesuffix(".zip").removesuffix(".ZIP")
-
-
 def validate_archive(
     engine: Engine, path: str | Path, key: str, *, force: bool = False, reserve: bool = True
 ) -> ValidatedArchive:

@@ -11,8 +11,11 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
 
 
-def data_dir() -> Path:
-    """``EVENT_PIPELINE_DATA_DIR``, else ``data/`` in a source checkout, else the user's data folder."""
+def data_dir(create: bool = True) -> Path:
+    """``EVENT_PIPELINE_DATA_DIR``, else ``data/`` in a source checkout, else the user's data folder.
+
+    Created if missing, unless ``create`` is false (``validate`` writes nothing anywhere).
+    """
     configured = os.environ.get("EVENT_PIPELINE_DATA_DIR")
     if configured:
         path = Path(configured)
@@ -20,13 +23,16 @@ def data_dir() -> Path:
         path = PROJECT_DIR / "data"
     else:
         path = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "event-pipeline"
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def database_url(explicit: str | None = None) -> str:
-    """``--database-url``, else ``EVENT_PIPELINE_DATABASE_URL``, else SQLite in the data dir."""
-    return explicit or os.environ.get("EVENT_PIPELINE_DATABASE_URL") or f"sqlite:///{data_dir() / 'events.db'}"
+def database_url(explicit: str | None = None, create: bool = True) -> str:
+    """``--database-url``, else ``EVENT_PIPELINE_DATABASE_URL``, else SQLite in the data dir
+    (created if missing, unless ``create`` is false)."""
+    configured = explicit or os.environ.get("EVENT_PIPELINE_DATABASE_URL")
+    return configured or f"sqlite:///{data_dir(create) / 'events.db'}"
 
 
 def base_url() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -54,3 +55,123 @@ def test_password_stays_secret(db_url, tmp_path):
     assert "OTS16" in stored  # the check looks at real run records
     for text in [*outputs, repr(jobs), stored]:
         assert SECRET not in text
+
+
+# --- every form of password, one masking function --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("postgresql://u:pw@db:5432/events", "postgresql://u:***@db:5432/events"),
+        ("postgresql+psycopg://u:p@ss/w@rd@db/events", "postgresql+psycopg://u:***@db/events"),
+        ("postgresql://u:@db/events", "postgresql://u:***@db/events"),
+        (
+            "postgresql://u@db/events?password=pw&sslmode=require",
+            "postgresql://u@db/events?password=***&sslmode=require",
+        ),
+        ("postgresql:///events?host=db&password=pw", "postgresql:///events?host=db&password=***"),
+        (
+            "postgresql:///events?host=/run/pg&user=u&PASSWORD=pw",
+            "postgresql:///events?host=/run/pg&user=u&PASSWORD=***",
+        ),
+        ("host=db port=5432 password=pw dbname=events", "host=db port=5432 password=*** dbname=events"),
+        ("host=db password = 'p w\\'x' dbname=events", "host=db password = *** dbname=events"),
+        ("host=db sslpassword=pw", "host=db sslpassword=***"),
+        ("smtps://mailer:pw@mail.example.org:465", "smtps://mailer:***@mail.example.org:465"),
+        (
+            "cannot connect to postgresql://u:pw@db/x or postgresql://v@db/y?password=pw2",
+            "cannot connect to postgresql://u:***@db/x or postgresql://v@db/y?password=***",
+        ),
+        ("sqlite:////var/lib/events.db", "sqlite:////var/lib/events.db"),
+        (
+            "postgresql://u@db:5432/events?options=-csearch_path%3Dx",
+            "postgresql://u@db:5432/events?options=-csearch_path%3Dx",
+        ),
+        ("smtp://127.0.0.1:25", "smtp://127.0.0.1:25"),
+        ("the user's password_hint=abc", "the user's password_hint=abc"),
+        (None, ""),
+    ],
+)
+def test_mask_hides_every_form_of_password(text, masked):
+    from event_pipeline import notify
+    from event_pipeline.redact import mask
+
+    assert mask(text) == masked
+    assert notify.mask is mask  # one function, used for the SMTP URL too
+
+
+def _forms(db_url: str) -> dict[str, str]:
+    """The same database, its password given in each form the driver takes (trust auth ignores it)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(db_url)
+    options = url.query["options"]
+    base = f"{url.database}?options={options.replace('=', '%3D')}"
+    return {
+        "userinfo": f"postgresql://{url.username}:{SECRET}@{url.host}:{url.port}/{base}",
+        "query": f"postgresql://{url.username}@{url.host}:{url.port}/{base}&password={SECRET}",
+        "host-and-password": f"postgresql:///{base}&host={url.host}&port={url.port}&user={url.username}"
+        f"&password={SECRET}",
+    }
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_every_url_form_works_and_its_password_stays_secret(db_url):
+    outputs = []
+    for form, url in _forms(db_url).items():
+        proc = subprocess.run(
+            [CLI, "import", str(sample("OTS16")), "--key", form, "--database-url", url],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert proc.returncode == 0, proc.stdout[-1000:] + proc.stderr[-3000:]
+        outputs += [proc.stdout, proc.stderr]
+    assert sorted(r[0] for r in rows(db_url, "select import_key from events")) == sorted(_forms(db_url))
+    jobs = rows(db_url, "select * from import_jobs")
+    with dg.DagsterInstance.get() as instance:
+        stored = _run_text(instance)
+    # The real log lines naming the database are there, masked.
+    assert stored.count(":***@127.0.0.1") >= 1 and stored.count("password=***") >= 2
+    for text in [*outputs, repr(jobs), stored]:
+        assert SECRET not in text
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_failing_url_of_each_form_is_reported_masked(db_url):
+    """The server refuses the connection: the error is printed, with no password in it."""
+    for url in _forms(db_url).values():
+        bad_port = url.replace(":5432/", ":1/").replace("port=5432", "port=1")
+        proc = subprocess.run(
+            [CLI, "import", str(sample("OTS16")), "--key", "x"],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env={**os.environ, "EVENT_PIPELINE_DATABASE_URL": bad_port},
+        )
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert proc.returncode == 1 and result["state"] == "FAILURE"
+        assert "Connection refused" in result["error"]
+        assert SECRET not in proc.stdout + proc.stderr
+
+
+def test_a_libpq_keyword_dsn_is_refused_masked():
+    dsn = f"host=127.0.0.1 port=5432 user=postgres password={SECRET} dbname=events"
+    message = (
+        "not a database URL: 'host=127.0.0.1 port=5432 user=postgres password=*** dbname=events'; give a "
+        "SQLAlchemy URL such as postgresql://user:password@host:5432/dbname or sqlite:///path/to/events.db"
+    )
+    for command in ("import", "validate"):
+        proc = subprocess.run(
+            [CLI, command, str(sample("OTS16")), "--database-url", dsn], capture_output=True, text=True, timeout=180
+        )
+        assert proc.returncode == 1
+        assert json.loads(proc.stdout) == {
+            "state": "FAILURE",
+            "error": f"database_url: {message}",
+            "errors": [{"file": None, "record_id": None, "field": "database_url", "message": message}],
+            "warnings": [],
+            "key": "OTS16",
+        }
+        assert SECRET not in proc.stdout + proc.stderr

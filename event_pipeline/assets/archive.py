@@ -8,8 +8,8 @@ import dagster as dg
 from pydantic import Field
 from sqlalchemy.engine import Engine
 
-from event_pipeline import jobs, s3
-from event_pipeline.assets.common import ARCHIVES, GROUP, HOST_TAG, KEY_TAG, PID_TAG, recording_failure
+from event_pipeline import inputs, jobs, s3
+from event_pipeline.assets.common import ARCHIVES, GROUP, HOST_TAG, KEY_TAG, PID_TAG, failure, recording_failure
 from event_pipeline.pipeline import ValidatedArchive, validate_archive
 from event_pipeline.problems import ImportFailed, Problem
 from event_pipeline.resources import DatabaseResource
@@ -58,6 +58,9 @@ def fail_interrupted_runs(instance: dg.DagsterInstance, engine: Engine, key: str
 def archive(context: dg.AssetExecutionContext, config: ArchiveConfig, database: DatabaseResource) -> ValidatedArchive:
     """The archive, read and normalised as a whole; every problem is reported at once."""
     key = context.partition_key
+    error = inputs.key_error(key)
+    if error:  # a partition added from outside (UI, API): refused before a path or a row is made from it
+        raise failure([Problem(None, None, "key", error)], [])
     engine = database.engine()
     path = resolve_path(config.path, key, jobs.last_archive_path(engine, key))
     fail_interrupted_runs(context.instance, engine, key, context.run.run_id)
@@ -65,8 +68,9 @@ def archive(context: dg.AssetExecutionContext, config: ArchiveConfig, database: 
     context.log.info(f"importing {path} as {key!r} into {database.describe()}")
     with recording_failure(engine, key, context.run.run_id):
         local = str(s3.fetch(path)) if s3.is_s3(path) else path  # downloaded to <data dir>/s3/...
-        if not Path(local).is_file():
-            raise ImportFailed([Problem(Path(path).name, None, None, f"archive not found: {path}")])
+        unusable = inputs.file_problem(local)  # a FIFO or a device would block or never end
+        if unusable:
+            raise ImportFailed([Problem(Path(path).name, None, None, unusable.replace(local, path))])
         validated = validate_archive(engine, local, key, force=config.force)
     kinds = Counter(w.file for w in validated.warnings)
     context.log.info(

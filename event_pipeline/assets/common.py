@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 
 from event_pipeline import jobs
 from event_pipeline.problems import ImportFailed, Problem
+from event_pipeline.redact import mask
 
 GROUP = "event_import"
 
@@ -35,7 +36,7 @@ def recording_failure(engine: Engine, key: str, run_id: str) -> Iterator[None]:
         jobs.record_failure(engine, key=key, run_id=run_id, error=str(exc), errors=exc.errors, warnings=exc.warnings)
         raise failure(exc.errors, exc.warnings) from exc
     except Exception as exc:
-        problem = Problem(None, None, None, f"{type(exc).__name__}: {_one_line(exc)}")
+        problem = Problem(None, None, None, mask(f"{type(exc).__name__}: {_one_line(exc)}"))
         with contextlib.suppress(Exception):  # the database may be what failed
             jobs.record_failure(engine, key=key, run_id=run_id, error=str(problem), errors=[problem], warnings=[])
         raise

@@ -9,7 +9,8 @@ import dagster as dg
 from sqlalchemy.engine import Engine
 
 from event_pipeline import settings
-from event_pipeline.db import get_engine, safe_url
+from event_pipeline.db import get_engine
+from event_pipeline.redact import mask
 
 
 class DatabaseResource(dg.ConfigurableResource):
@@ -24,4 +25,5 @@ class DatabaseResource(dg.ConfigurableResource):
         return get_engine(self.resolved_url())
 
     def describe(self) -> str:
-        return safe_url(self.resolved_url())
+        """The URL as logs may show it: every form of password masked (:func:`event_pipeline.redact.mask`)."""
+        return mask(self.resolved_url())

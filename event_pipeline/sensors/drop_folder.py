@@ -9,7 +9,9 @@ from event_pipeline.sensors.common import IMPORT_JOB, MARKER_TAG, SOURCE_TAG, in
 
 def requests_for(context: dg.SensorEvaluationContext, scan: drop.Scan) -> dg.SensorResult:
     for name, reason in scan.ignored:
-        context.log.info(f"ignoring {name}: {reason}")
+        # A name that is not UTF-8 arrives with lone surrogates, which a log file could not take.
+        printable = name.encode("utf-8", "backslashreplace").decode("utf-8")
+        context.log.info(f"ignoring {printable}: {reason}")
     if not scan.requests:
         return dg.SensorResult(
             skip_reason=f"nothing new ({len(scan.waiting)} waiting to be stable)" if scan.waiting else "nothing new",
