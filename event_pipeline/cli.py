@@ -259,6 +259,7 @@ def _success_from_row(engine: Engine, row: dict[str, Any], force: bool) -> dict[
         "counts": row["counts"],
         "diff": row["diff"],
         "warnings": row["warnings"] or [],
+        "unmapped": row.get("unmapped") or {},
         "unchanged_archive": not force and previous is not None and previous == row["archive_sha256"],
     }
 
