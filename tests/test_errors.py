@@ -48,7 +48,7 @@ def test_every_problem_is_reported_at_once(db_url, tmp_path):
         (lambda p: zipfile.ZipFile(p, "w").close(), "no event file"),
         (lambda p: write_zip(p, {"sessions": []}), "no event file"),
         (lambda p: write_zip(p, {"event": [1, 2]}), "expected one event record, got a list of 2"),
-        (lambda p: write_zip(p, {"event": "x"}), "event must be a JSON object"),
+        (lambda p: write_zip(p, {"event": b'"x"'}), "event must be a JSON object"),
         (lambda p: write_zip(p, {"event": {"id": 1}}), "required field is missing"),
         (lambda p: write_zip(p, {"event": {"name": "x"}}), "id is missing"),
         (lambda p: write_zip(p, {**kebab_event(), "sessions": {"id": 1}}), "expected a list"),
