@@ -103,8 +103,9 @@ def run_import(path: str, key: str | None, force: bool, database_url: str | None
         return _emit(outcome.output_for_node("import_result"))
     row = _failed_job(url, outcome.run_id)
     if row and row.get("errors"):
-        errors = [Problem(**e) for e in row["errors"]]
-        warnings = [Problem(**w) for w in row.get("warnings") or []]
+        from event_pipeline import result
+
+        errors, warnings = result.from_job(row)
         return _failure(errors, key, warnings)
     step_failures = [e for e in outcome.all_events if e.is_step_failure]
     message = _root_cause(step_failures[0].step_failure_data.error) if step_failures else "import failed"
@@ -121,7 +122,7 @@ def _root_cause(error: Any) -> str:
 
 def run_validate(path: str, key: str | None, database_url: str | None) -> int:
     """Dry run: every problem and the would-be diff; writes nothing anywhere."""
-    from event_pipeline import pipeline
+    from event_pipeline import pipeline, result
     from event_pipeline.db import get_engine, has_schema
 
     archive = Path(path).expanduser().resolve()
@@ -144,7 +145,7 @@ def run_validate(path: str, key: str | None, database_url: str | None) -> int:
             "event_name": validated.normalised.event.values.get("name"),
             "counts": counts,
             "diff": diff,
-            "warnings": [w.as_dict() for w in validated.warnings],
+            **result.listed(warnings=validated.warnings),
         }
     )
 
