@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import os
 import re
 import stat
@@ -189,11 +190,11 @@ class Archive:
         self._marked = False
         try:
             try:
-                document = json.loads(text, parse_constant=self._constant)
+                document = self._decoder.decode(text)
             except json.JSONDecodeError:
                 raise
             except ValueError:  # an integer literal too long for int() (sys.get_int_max_str_digits)
-                document = json.loads(text, parse_constant=self._constant, parse_int=self._int)
+                document = self._marking_decoder.decode(text)
         except (json.JSONDecodeError, RecursionError) as exc:
             self._json_error(name, exc)
             return INVALID
@@ -225,16 +226,26 @@ class Archive:
 
     @functools.cached_property
     def _decoder(self) -> json.JSONDecoder:
-        return json.JSONDecoder(parse_constant=self._constant)
+        # The hooks turn what no database stores into NotStorable markers, which screening reports
+        # and removes: parsed data never holds NaN, an infinity or an unreadable integer. They cost
+        # nothing for other values (integers are parsed natively until one is too long).
+        return json.JSONDecoder(parse_constant=self._constant, parse_float=self._float)
 
     @functools.cached_property
     def _marking_decoder(self) -> json.JSONDecoder:
-        return json.JSONDecoder(parse_constant=self._constant, parse_int=self._int)
+        return json.JSONDecoder(parse_constant=self._constant, parse_float=self._float, parse_int=self._int)
 
     def _constant(self, name: str) -> NotStorable:
         """``NaN``, ``Infinity``, ``-Infinity``: not JSON, and no database column or JSON type stores them."""
         self._marked = True
         return NotStorable(f"{name} is not a finite number")
+
+    def _float(self, literal: str) -> float | NotStorable:
+        value = float(literal)
+        if math.isfinite(value):
+            return value
+        self._marked = True  # 1e400: a valid literal, but beyond a double
+        return NotStorable(f"{literal[:40]} is beyond the largest floating-point number")
 
     def _int(self, literal: str) -> int | NotStorable:
         try:

@@ -171,28 +171,31 @@ def check_records(records: dict[str, list[Any]], problems: Problems, *, strings:
         checked = [(name, rule) for name, rule in _checked_columns(rules, strings) if name in spec.record.model_fields]
         keys: set[str] = set()
         for record in rows:
-            source_id = record.source_id
-            if record.source_key in keys:
-                problems.error(file, f"two records have the key {record.source_key!r}", source_id, "id")
-            keys.add(record.source_key)
-            problem = value_problem(source_id, id_rule)
-            if problem is not None:
-                problems.error(file, f"id {problem}", source_id, "id")
-            elif record.source_key != source_id and (problem := value_problem(record.source_key, key_rule)):
-                problems.error(file, f"generated key {record.source_key!r}: {problem}", source_id, "id")
+            source_id, source_key = record.source_id, record.source_key
+            if source_key in keys:
+                problems.error(file, f"two records have the key {source_key!r}", source_id, "id")
+            keys.add(source_key)
+            if len(source_id) > id_rule.length or strings:  # the cheap test first: this runs per record
+                if problem := value_problem(source_id, id_rule):
+                    problems.error(file, f"id {problem}", source_id, "id")
+                elif source_key != source_id and (problem := value_problem(source_key, key_rule)):
+                    problems.error(file, f"generated key {source_key!r}: {problem}", source_id, "id")
+            elif len(source_key) > key_rule.length:
+                problem = value_problem(source_key, key_rule)
+                problems.error(file, f"generated key {source_key[:40]!r}…: {problem}", source_id, "id")
             values = record.values
             for name, rule in checked:
                 value = values.get(name)
                 if value is not None and (problem := value_problem(value, rule, strings=strings)):
                     problems.error(file, problem, source_id, name)
-            for key, value in record.extra.items():
-                if strings and (problem := text_problem(key)):
-                    problems.error(file, f"field name {problem}", source_id, key)
-                elif (strings or isinstance(value, (dict, list, float, NotStorable))) and (
-                    problem := json_problem(value, strings=strings)
-                ):
-                    problems.error(file, f"{problem} (kept in extra)", source_id, key)
             if strings:
+                # Otherwise extra holds what the parser gave, which is storable JSON: finite numbers only
+                # (see archive.Archive._decoder), nesting bounded, no NUL or surrogate (odd_text).
+                for key, value in record.extra.items():
+                    if problem := text_problem(key):
+                        problems.error(file, f"field name {problem}", source_id, key)
+                    elif problem := json_problem(value):
+                        problems.error(file, f"{problem} (kept in extra)", source_id, key)
                 _check_refs(record, file, problems)
 
 

@@ -9,9 +9,8 @@ bounded too (``problems.TEXT_LIMITS``).
 
 from __future__ import annotations
 
-from typing import Any
-
 from collections import Counter
+from typing import Any
 
 from event_pipeline.problems import Problem, ProblemList, kinds, summary, total
 from event_pipeline.settings import base_url

@@ -222,16 +222,38 @@ def test_non_finite_numbers_from_overflow_and_text(db_url, tmp_path):
         path,
         db_url,
         [
-            _error("microlocations", "1", "latitude", "inf is not a finite number; the database cannot store it"),
-            _error("microlocations", "1", "longitude", "nan is not a finite number; the database cannot store it"),
+            _error(
+                "microlocations",
+                "1",
+                "latitude",
+                "1e400 is beyond the largest floating-point number; the database cannot store it",
+            ),
             _error(
                 "microlocations",
                 "1",
                 "more",
-                "-inf at [1].x is not a finite number; JSON cannot hold it (kept in extra)",
+                "-1e999 is beyond the largest floating-point number (at more[1].x); the database cannot store it",
             ),
+            _error("microlocations", "1", "longitude", "nan is not a finite number; the database cannot store it"),
         ],
     )
+
+
+def test_column_rules_come_from_the_schema():
+    from event_pipeline.dbsafe import ColumnRule, table_rules
+    from event_pipeline.schema import SOURCE_ID_LENGTH, TABLES
+
+    rooms = table_rules(TABLES["microlocations"])
+    assert rooms["floor"] == ColumnRule("floor", "int", -(2**31), 2**31 - 1)
+    assert rooms["latitude"] == ColumnRule("latitude", "float")
+    assert rooms["source_id"] == ColumnRule("source_id", "text", length=SOURCE_ID_LENGTH) and SOURCE_ID_LENGTH == 255
+    assert rooms["extra"] == ColumnRule("extra", "json")
+    # Every column of every table has a rule, from its type alone.
+    for table in TABLES.values():
+        for column in table.columns:
+            rule = table_rules(table)[column.name]
+            if isinstance(column.type, sa.Integer):
+                assert (rule.kind, rule.high) == ("int", 2**31 - 1)
 
 
 def test_nan_in_an_unmapped_field_does_not_poison_the_key(db_url):
