@@ -40,6 +40,11 @@ def clean_text(text: str, limit: int | None = None) -> str:
     return text
 
 
+def _kind(file: str | None, message: str) -> str:
+    masked = _KIND_MASK.sub("…", message)[:200]
+    return f"{file}: {masked}" if file else masked
+
+
 @dataclass(frozen=True)
 class Problem:
     file: str | None
@@ -59,8 +64,7 @@ class Problem:
     @property
     def kind(self) -> str:
         """What problems of one kind share: the file and the message with numbers and quoted values masked."""
-        message = _KIND_MASK.sub("…", self.message)[:200]
-        return f"{self.file}: {message}" if self.file else message
+        return _kind(self.file, self.message)
 
     def __str__(self) -> str:
         where = [p for p in (self.file, self.record_id and f"id {self.record_id}", self.field) if p]
@@ -82,8 +86,20 @@ class ProblemList(list):
     def add(self, problem: Problem) -> None:
         if self.keep is None or len(self) < self.keep:
             self.append(problem)
-            return
-        kind = problem.kind
+        else:
+            self._count(problem.kind)
+
+    def new(self, file: str | None, record_id: str | None, field: str | None, message: str) -> None:
+        """Add a problem given by its parts; one that is not kept is only counted, never built (a
+        million bad records must not cost a million objects)."""
+        if self.keep is None or len(self) < self.keep:
+            self.append(Problem(file, record_id, field, message))
+        else:
+            self._count(
+                _kind(file and clean_text(file, TEXT_LIMITS["file"]), clean_text(message, TEXT_LIMITS["message"]))
+            )
+
+    def _count(self, kind: str) -> None:
         if kind not in self.omitted and len(self.omitted) >= MAX_KINDS:
             kind = OTHER_KINDS  # the counts per kind stay bounded too
         self.omitted[kind] += 1
@@ -127,10 +143,10 @@ class Problems:
             self.warnings = ProblemList(keep=self.keep)
 
     def error(self, file: str | None, message: str, record_id: Any = None, field: str | None = None) -> None:
-        self.errors.add(Problem(file, _text(record_id), field, message))
+        self.errors.new(file, _text(record_id), field, message)
 
     def warn(self, file: str | None, message: str, record_id: Any = None, field: str | None = None) -> None:
-        self.warnings.add(Problem(file, _text(record_id), field, message))
+        self.warnings.new(file, _text(record_id), field, message)
 
 
 def _text(value: Any) -> str | None:
