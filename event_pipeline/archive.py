@@ -2,7 +2,14 @@
 
 Members are read in memory from the zip, so a hostile member name cannot
 write anywhere; such names, symlinks and oversized members are reported as
-errors together with every JSON syntax error (file, line and column).
+errors together with every JSON syntax error (file, line and column). The
+zip is read from a private copy made while hashing it (:func:`snapshot`),
+so the bytes read are the bytes the sha256 names.
+
+What the parser reads but no database stores (``NaN``, ``Infinity``, a float
+literal beyond a double, an integer literal too long for ``int()``) and
+values nested deeper than ``max_json_depth`` are reported here, located by
+file, record id and field, and removed before the normaliser sees them.
 
 :func:`read_archive` only lists and checks the members; the JSON is parsed
 when the normaliser asks for it, and a file that is one array of records
