@@ -242,14 +242,13 @@ def _settle(
         log.debug("could not read or close the import_jobs row", exc_info=True)
         note = f"{reason} (the run's import_jobs row could not be read: {type(exc).__name__}: {_first_line(exc)})"
         return result.failure([Problem(None, None, None, mask(note))], key=key)
-    errors = [Problem(**e) for e in row.get("errors") or []] or [Problem(None, None, None, reason)]
-    warnings = [Problem(**w) for w in row.get("warnings") or []]
-    return result.failure(errors, warnings, key)
+    errors, warnings = result.from_job(row)
+    return result.failure(errors or [Problem(None, None, None, reason)], warnings, key)
 
 
 def _success_from_row(engine: Engine, row: dict[str, Any], force: bool) -> dict[str, Any]:
     """The SUCCESS result as :func:`event_pipeline.result.success` makes it, from the committed row."""
-    from event_pipeline import jobs
+    from event_pipeline import jobs, result
 
     previous = jobs.previous_success_sha256(engine, row["key"], row["id"])
     return {
@@ -258,7 +257,7 @@ def _success_from_row(engine: Engine, row: dict[str, Any], force: bool) -> dict[
         "key": row["key"],
         "counts": row["counts"],
         "diff": row["diff"],
-        "warnings": row["warnings"] or [],
+        **result.listed(warnings=[Problem(**w) for w in row["warnings"] or []]),
         "unmapped": row.get("unmapped") or {},
         "unchanged_archive": not force and previous is not None and previous == row["archive_sha256"],
     }
@@ -343,7 +342,7 @@ def run_validate(path: str, key: str | None, database_url: str | None) -> int:
             "event_name": validated.normalised.event.values.get("name"),
             "counts": counts,
             "diff": diff,
-            "warnings": [w.as_dict() for w in validated.warnings],
+            **result.listed(warnings=validated.warnings),
             "unmapped": validated.unmapped,
         }
     )

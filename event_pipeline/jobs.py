@@ -113,6 +113,10 @@ def record_failure(
     path: str | None = None,
     sha256: str | None = None,
 ) -> None:
+    """Close the run's row as FAILURE with every problem kept (``max_problems`` of each severity) and,
+    in ``result``, the totals and counts per kind of all of them."""
+    from event_pipeline import result
+
     extra = {k: v for k, v in (("archive_path", path), ("archive_sha256", sha256)) if v is not None}
     with engine.begin() as conn:
         close_job(
@@ -121,8 +125,9 @@ def record_failure(
             run_id=run_id,
             state="FAILURE",
             error=error,
-            errors=[e.as_dict() for e in errors],
-            warnings=[w.as_dict() for w in warnings],
+            errors=result.stored(errors),
+            warnings=result.stored(warnings),
+            result=result.problem_counts(errors, warnings),
             **extra,
         )
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from event_pipeline import timezones
+from event_pipeline import dbsafe, timezones
 from event_pipeline.archive import Archive
 from event_pipeline.catalog import BY_NAME, EVENT, MODELS, PARENT_FIELDS, ModelSpec, Ref
 from event_pipeline.problems import Problems
@@ -59,8 +59,15 @@ def fold_key(key: str) -> str:
     return key.strip().replace("-", "_").replace(" ", "_").lower()
 
 
+_INTEGER = re.compile(r"([+-]?)0*([0-9]+)")  # ASCII digits only: a full-width "１" is not the id 1
+
+
 def canonical_id(value: Any) -> str | None:
-    """An id as a canonical string, or None when it is unusable."""
+    """An id as a canonical string, or None when it is unusable.
+
+    ``7``, ``7.0``, ``"7"``, ``"+007"`` are one id, ``"7"``; digit strings are
+    not converted to numbers, so a 5000-digit id stays text (validation then
+    refuses it by the ``source_id`` column's length)."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
@@ -69,8 +76,10 @@ def canonical_id(value: Any) -> str | None:
         return str(int(value)) if value.is_integer() else None
     if isinstance(value, str):
         text = value.strip()
-        if re.fullmatch(r"[+-]?\d+", text):
-            return str(int(text))
+        match = _INTEGER.fullmatch(text)
+        if match:
+            sign, digits = match.groups()
+            return f"-{digits}" if sign == "-" and digits != "0" else digits
         return text or None
     return None
 
@@ -211,12 +220,6 @@ class _ModelNormaliser:
                 self.unmapped[key] = self.unmapped.get(key, 0) + 1
                 if _looks_like_reference(key, value):
                     self.reference_like[key] = self.reference_like.get(key, 0) + 1
-        for name, value in values.items():
-            if isinstance(value, str) and "\x00" in value:
-                # Text columns cannot hold NUL (PostgreSQL refuses it): drop it, keep the raw value.
-                self.problems.warn(self.file, "NUL characters removed; raw value kept in extra", source_id, name)
-                extra[origin[name]] = value
-                values[name] = value.replace("\x00", "")
         if not self._validate(values, origin, extra, source_id):
             return None
         return NormRecord(source_id, source_id, values, refs, extra, inline, raw_refs or None)
@@ -476,6 +479,8 @@ def normalise(archive: Archive) -> Normalised:
     _naive_times(normalisers, tz, event_file, problems)
     _inline_records(out, tz)
     _parse_lengths(out)
+    # What the database would refuse (column ranges, key lengths, NUL, surrogates, JSON): errors here.
+    dbsafe.check_records(out.records, problems, strings=archive.odd_text)
     _check_references(out)
     return out
 
@@ -519,8 +524,10 @@ def _naive_times(normalisers: list[_ModelNormaliser], tz: tzinfo | None, file: s
 
 
 def _dedupe(records: list[NormRecord], file: str, problems: Problems) -> list[NormRecord]:
-    """Identical repeats are dropped; different records sharing an id are all kept."""
+    """Identical repeats are dropped; different records sharing an id are all kept, the repeats under a
+    generated key ``id#n`` that is no real id of the model (a record may be called "1#2" itself)."""
     seen: dict[str, list[NormRecord]] = {}
+    taken = {record.source_id for record in records}
     kept = []
     for record in records:
         same_id = seen.setdefault(record.source_id, [])
@@ -528,7 +535,11 @@ def _dedupe(records: list[NormRecord], file: str, problems: Problems) -> list[No
             problems.warn(file, "record repeated with identical content; imported once", record.source_id)
             continue
         if same_id:
-            record.source_key = f"{record.source_id}#{len(same_id) + 1}"
+            n = len(same_id) + 1
+            while f"{record.source_id}#{n}" in taken:
+                n += 1
+            record.source_key = f"{record.source_id}#{n}"
+            taken.add(record.source_key)
             problems.warn(
                 file,
                 f"another record has the same id; imported as {record.source_key!r}, references resolve to the first",

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from event_pipeline import jobs, result
-from event_pipeline.archive import file_sha256, read_archive
+from event_pipeline.archive import read_archive
 from event_pipeline.catalog import EVENT, LINK_TABLE, MODELS, ModelSpec, upstream
 from event_pipeline.load import ConcurrentImport, publish
 from event_pipeline.normalise import Normalised, normalise
@@ -78,13 +78,13 @@ class ValidatedArchive:
 
 def _reread(path: Path, sha256: str) -> Normalised:
     """The normalised archive again, in a later process of the same run (re-execution from failure)."""
-    archive = read_archive(path)
-    if archive.sha256 != sha256:
-        raise ImportFailed(
-            [Problem(path.name, None, None, "the archive changed since this run validated it; start a new import")]
-        )
-    with _gc_paused():
-        return normalise(archive)
+    with read_archive(path) as archive:
+        if archive.sha256 != sha256:
+            raise ImportFailed(
+                [Problem(path.name, None, None, "the archive changed since this run validated it; start a new import")]
+            )
+        with _gc_paused():
+            return normalise(archive)
 
 
 @contextlib.contextmanager
@@ -115,25 +115,24 @@ def validate_archive(
 ) -> ValidatedArchive:
     """Read, normalise and cross-check the archive. Raises ImportFailed listing every error.
 
-    The archive's bytes are hashed first: the same bytes as the last successful
-    import of the key are not even parsed."""
-    try:
-        sha256 = file_sha256(Path(path))
-    except OSError as exc:
-        problem = Problem(Path(path).name, None, None, f"cannot read archive: {exc.strerror or exc}")
-        raise ImportFailed([problem]) from exc
-    target = event_target(engine, key, reserve=False)
-    if not force and target.previous_sha256 == sha256:
-        return ValidatedArchive(key, str(path), sha256, target, True, None, [])
-    with _gc_paused():
-        archive = read_archive(path, sha256=sha256)
+    The archive's bytes are copied and hashed first, in one pass, and read only from that copy (see
+    ``archive.snapshot``): the same bytes as the last successful import of the key are not even
+    parsed, and replacing the file meanwhile cannot mix two versions."""
+    with read_archive(path) as archive:
         problems = archive.problems
+        sha256 = archive.sha256
+        if not sha256:
+            raise ImportFailed(problems.errors, problems.warnings)  # the file cannot be read
+        target = event_target(engine, key, reserve=False)
+        if not force and target.previous_sha256 == sha256:
+            return ValidatedArchive(key, str(path), sha256, target, True, None, [])
         if problems.errors and not archive.members:
             raise ImportFailed(problems.errors, problems.warnings)  # not a zip we can read at all
-        # Normalise even after a JSON error elsewhere, so every problem is reported at once.
-        normalised = normalise(archive)
-        if problems.errors:
-            raise ImportFailed(problems.errors, problems.warnings)
+        with _gc_paused():
+            # Normalise even after a JSON error elsewhere, so every problem is reported at once.
+            normalised = normalise(archive)
+            if problems.errors:
+                raise ImportFailed(problems.errors, problems.warnings)
     if target.is_new and reserve:
         target = event_target(engine, key)  # a new event's id is reserved only for a valid archive
     warnings = normalised.problems.warnings
@@ -265,6 +264,7 @@ def _publish_once(
         plans, media_updates = media.apply(plans)
     counts, diff = summarise(plans)
     event_id = validated.target.event_id
+    warnings = validated.warnings + (media.warnings if media is not None else [])
     with engine.begin() as conn:
         if not validated.unchanged:
             publish(conn, plans, validated.sha256, before_commit=before_commit)
@@ -280,7 +280,7 @@ def _publish_once(
             key=validated.key,
             counts=counts,
             diff=diff,
-            warnings=validated.warnings + (media.warnings if media is not None else []),
+            warnings=warnings,
             unmapped=validated.unmapped,
             unchanged_archive=validated.unchanged,
         )
@@ -295,7 +295,7 @@ def _publish_once(
             result=outcome["result"],
             counts=counts,
             diff=diff,
-            warnings=outcome["warnings"],
+            warnings=result.stored(warnings),  # every warning kept, not only those the result lists
             unmapped=outcome["unmapped"],
         )
     return outcome

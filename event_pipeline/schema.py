@@ -55,10 +55,16 @@ def _record_columns(spec: ModelSpec) -> list[sa.Column]:
     ]
 
 
+# The longest id an archive may use: the unique index on (event_id, source_key) must hold a key (a
+# PostgreSQL B-tree entry is at most ~2700 bytes; 255 characters of 4 bytes fit). ``source_key`` has
+# room for the "#n" of a repeated id. Validation reads these lengths from the columns (dbsafe.py).
+SOURCE_ID_LENGTH = 255
+
+
 def _bookkeeping_columns() -> list[sa.Column]:
     return [
-        sa.Column("source_id", sa.Text, nullable=False),
-        sa.Column("source_key", sa.Text, nullable=False),
+        sa.Column("source_id", sa.String(SOURCE_ID_LENGTH), nullable=False),
+        sa.Column("source_key", sa.String(SOURCE_ID_LENGTH + 16), nullable=False),
         sa.Column("content_hash", sa.String(40), nullable=False),
         sa.Column("extra", sa.JSON, nullable=False, default=dict),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),

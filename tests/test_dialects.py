@@ -171,10 +171,18 @@ def test_missing_optional_files_and_extra_files(tmp_path):
     assert ignored == {"config.json", "notes.txt"}
 
 
-def test_nul_characters_are_removed_with_the_raw_value_kept(db_url, tmp_path):
+def test_nul_characters_are_refused_where_they_are(db_url, tmp_path):
+    """PostgreSQL text cannot hold NUL, and an escaped NUL in JSON breaks ``extra->>'k'``: refused, located."""
     files = kebab_event()
     files["sessions"][0]["title"] = "Open\u0000ing"
     code, result = import_archive(write_zip(tmp_path / "nul.zip", files), db_url)
-    assert code == 0, result
-    assert scalar(db_url, "select title from sessions where source_id = '1'") == "Opening"
-    assert any(w["field"] == "title" and "NUL" in w["message"] for w in result["warnings"])
+    assert code == 1, result
+    assert result["errors"] == [
+        {
+            "file": "sessions",
+            "record_id": "1",
+            "field": "title",
+            "message": "contains a NUL character (\\u0000), which the database cannot store",
+        }
+    ]
+    assert scalar(db_url, "select count(*) from sessions") == 0

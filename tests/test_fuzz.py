@@ -3,15 +3,21 @@
 Generated JSON of every shape, and mutations of a valid archive (values
 swapped for others of any type, keys renamed, bytes flipped), must give
 either a normalised archive or a list of problems, never an exception.
+Hostile values (NaN, huge numbers, deep nesting, NUL, lone surrogates, odd
+member names) too; and whatever ``validate`` calls VALID, ``import``
+writes, on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import pickle
+import re
 import zipfile
 
 from archives import kebab_event
+from conftest import import_archive, rows, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -47,6 +53,13 @@ def _check(path) -> None:
         for records in out.records.values():
             for record in records:
                 content_hash({**record.values, "extra": record.extra})  # every row can be hashed (and stored)
+                # What the database is sent: strict JSON, text that encodes; and a plan can be pickled.
+                json.dumps(record.extra, allow_nan=False).encode("utf-8")
+                for value in (record.source_id, record.source_key, *record.values.values()):
+                    if isinstance(value, str):
+                        assert "\x00" not in value
+                        value.encode("utf-8")
+        pickle.dumps(out.records)
 
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -117,3 +130,101 @@ def test_streamed_arrays_parse_as_json_loads_does(items, position, splice, prett
     damaged = text[:at] + splice + text[at:]
     if damaged.lstrip().startswith("["):
         assert _decoded(_streamed, damaged) == _decoded(json.loads, damaged)
+
+
+# ---------------------------------------------------------------------------
+# Hostile values (issue 12): whatever validate calls VALID imports, on both databases
+
+BIG_LITERAL = "__BIG_LITERAL__"  # replaced by an integer literal json.dumps cannot write
+
+
+def _deep(levels: int) -> str:
+    """A placeholder for ``levels`` nested arrays, written as text (json.dumps recurses, and fails
+    where the archive's reader must not)."""
+    return f"__DEEP_{levels}__"
+
+
+hostile_values = st.one_of(
+    st.sampled_from(
+        [
+            float("nan"),
+            float("inf"),
+            float("-inf"),
+            2**31 - 1,
+            2**31,
+            -(2**31) - 1,
+            2**63,
+            10**30,
+            1e308,
+            BIG_LITERAL,
+            "1e400",
+            "nan",
+            "１",
+            "1#2",
+            "",
+            "x" * 300,
+        ]
+    ),
+    st.sampled_from([3, 60, 61, 62, 63, 64, 300, 2000]).map(_deep),
+    st.text(st.sampled_from(["a", "1", "\x00", "\ud800", "\udc00", "１", "#", "é", "😀", " "]), max_size=6),
+    st.dictionaries(st.sampled_from(["k", "\x00", "\udfff", "id", "a\x00b"]), json_values, max_size=2),
+    json_values,
+)
+member_names = st.sampled_from(
+    ["__MACOSX/._event", "images/ü.png", "images/../escape", "/absolute", "images/a\\b.png", ".DS_Store", "x.zip"]
+)
+
+
+def _hostile_zip(path, files: dict, prefix: str, members: list[str]):
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, doc in files.items():
+            text = json.dumps(doc)  # NaN and Infinity as the tokens; non-ASCII (surrogates too) escaped
+            text = text.replace(f'"{BIG_LITERAL}"', "7" * 4400)
+            text = re.sub(r'"__DEEP_(\d+)__"', lambda m: "[" * int(m.group(1)) + "]" * int(m.group(1)), text)
+            zf.writestr(prefix + name, text)
+        for name in members:
+            zf.writestr(name, b"x")
+    return path
+
+
+@st.composite
+def hostile_archives(draw):
+    files = kebab_event()
+    for _ in range(draw(st.integers(min_value=1, max_value=3))):
+        file = draw(st.sampled_from(FILES[:7]))
+        target = files[file]
+        record = target if isinstance(target, dict) else draw(st.sampled_from(target))
+        key = draw(st.sampled_from([*record, "id", "extra-field", "e\udc00", "n\x00"]))
+        record[key] = draw(hostile_values)
+    prefix = draw(st.sampled_from(["", "export/", "événement/"]))
+    members = draw(st.lists(member_names, max_size=2, unique=True))
+    return files, prefix, members
+
+
+@SETTINGS
+@given(hostile_archives())
+def test_hostile_values_never_escape_reading(tmp_path, drawn):
+    files, prefix, members = drawn
+    _check(_hostile_zip(tmp_path / "hostile.zip", files, prefix, members))
+
+
+_RUNS = iter(range(10**9))
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+@given(hostile_archives())
+def test_valid_means_importable_on_both_databases(db_url, tmp_path, drawn):
+    """validate VALID implies import SUCCESS, INVALID implies FAILURE with the same errors, and no
+    run leaves its import_jobs row RUNNING."""
+    files, prefix, members = drawn
+    path = _hostile_zip(tmp_path / "hostile.zip", files, prefix, members)
+    key = f"fuzz-{next(_RUNS)}"
+    _, validated, _ = run_cli("validate", str(path), "--database-url", db_url, "--key", key)
+    code, imported = import_archive(path, db_url, "--key", key)
+    assert validated["state"] in ("VALID", "INVALID"), validated
+    if validated["state"] == "VALID":
+        assert (code, imported["state"]) == (0, "SUCCESS"), (validated, imported)
+    else:
+        assert (code, imported["state"]) == (1, "FAILURE"), imported
+        assert imported["errors"] == validated["errors"]
+    assert rows(db_url, "select run_id from import_jobs where state = 'RUNNING'") == []

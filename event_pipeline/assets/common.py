@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import dagster as dg
 from sqlalchemy.engine import Engine
 
-from event_pipeline import jobs
+from event_pipeline import jobs, result
 from event_pipeline.problems import ImportFailed, Problem
 from event_pipeline.redact import mask
 
@@ -44,14 +44,18 @@ def recording_failure(engine: Engine, key: str, run_id: str) -> Iterator[None]:
 
 def failure(errors: list[Problem], warnings: list[Problem]) -> dg.Failure:
     exc = ImportFailed(errors, warnings)
+    listed = result.listed(errors, warnings)  # bounded: the run's event log is no place for a million problems
     return dg.Failure(
         description=str(exc),
-        metadata={
-            "errors": dg.MetadataValue.json([e.as_dict() for e in errors]),
-            "warnings": dg.MetadataValue.json([w.as_dict() for w in warnings]),
-        },
+        metadata={name: _metadata(value) for name, value in listed.items()},
         allow_retries=False,
     )
+
+
+def _metadata(value: object) -> dg.MetadataValue:
+    if isinstance(value, (list, dict)):
+        return dg.MetadataValue.json(value)
+    return dg.MetadataValue.int(value) if isinstance(value, int) else dg.MetadataValue.text(str(value))
 
 
 def _one_line(exc: Exception) -> str:

@@ -52,7 +52,7 @@ from urllib.parse import unquote, urlsplit
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from event_pipeline.archive import ZIP_ERRORS, file_sha256, media_key
+from event_pipeline.archive import ZIP_ERRORS, media_key, snapshot
 from event_pipeline.catalog import BY_NAME, EVENT, MEDIA_MODELS, Media, ModelSpec
 from event_pipeline.media.fetch import FetchError, FetchPolicy, fetch, is_url
 from event_pipeline.media.storage import Storage, StorageError, event_prefix
@@ -505,12 +505,13 @@ class _ArchiveReader:
     def _open(self) -> zipfile.ZipFile:
         if self._zip is None:
             try:
-                same = file_sha256(Path(self.path)) == self.sha256
+                copy, sha256 = snapshot(Path(self.path))  # hashed and read from one private copy
             except OSError as exc:
                 raise _failed(None, f"cannot read the archive's media: {exc}") from exc
-            if not same:
+            if sha256 != self.sha256:
+                copy.close()
                 raise _failed(None, f"{self.path} changed since it was validated; import it again")
-            self._zip = zipfile.ZipFile(self.path)
+            self._zip = zipfile.ZipFile(copy)
         return self._zip
 
     def copy(self, member: str, sink: IO[bytes], item: _Item | None = None) -> tuple[str, int]:
@@ -527,7 +528,10 @@ class _ArchiveReader:
 
     def close(self) -> None:
         if self._zip is not None:
+            copy = self._zip.fp
             self._zip.close()
+            if copy is not None:
+                copy.close()
             self._zip = None
 
 
