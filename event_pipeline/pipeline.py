@@ -26,6 +26,7 @@ from event_pipeline import jobs, result
 from event_pipeline.archive import file_sha256, read_archive
 from event_pipeline.catalog import EVENT, LINK_TABLE, MODELS, ModelSpec, upstream
 from event_pipeline.load import ConcurrentImport, publish
+from event_pipeline.media.check import Digest, check_media
 from event_pipeline.normalise import Normalised, normalise
 from event_pipeline.plan import (
     EventTarget,
@@ -61,6 +62,7 @@ class ValidatedArchive:
     _normalised: Normalised | None = field(repr=False)
     warnings: list[Problem]
     media: dict[str, str] = field(default_factory=dict)  # the zip's media files: normalised path -> member
+    media_digests: dict[str, Digest] = field(default_factory=dict)  # member -> its bytes' sha256 and size
 
     @property
     def normalised(self) -> Normalised | None:
@@ -135,12 +137,15 @@ def validate_archive(
             raise ImportFailed(problems.errors, problems.warnings)  # not a zip we can read at all
         # Normalise even after a JSON error elsewhere, so every problem is reported at once.
         normalised = normalise(archive)
+        media = check_media(archive.path, archive.media, normalised)  # every media member read, before any write
+        problems.errors.extend(media.errors)
+        problems.warnings.extend(media.warnings)
         if problems.errors:
             raise ImportFailed(problems.errors, problems.warnings)
     if target.is_new and reserve:
         target = event_target(engine, key)  # a new event's id is reserved only for a valid archive
     warnings = normalised.problems.warnings
-    return ValidatedArchive(key, str(path), sha256, target, False, normalised, warnings, archive.media)
+    return ValidatedArchive(key, str(path), sha256, target, False, normalised, warnings, archive.media, media.digests)
 
 
 def _unchanged_plan(engine: Engine, spec: ModelSpec, event_id: int) -> ModelPlan:
@@ -244,7 +249,7 @@ def publish_step(
                     media.discard(engine)
                 raise
             if media is not None:
-                media.after_commit()
+                media.after_commit(engine)
                 outcome["media"] = media.summary()
             return outcome
         raise AssertionError("unreachable")
@@ -262,7 +267,7 @@ def _publish_once(
 ) -> dict[str, Any]:
     media_updates: dict[str, list[dict[str, Any]]] = {}
     if media is not None and not validated.unchanged:
-        media.ensure_stored()  # uploads happen before the commit
+        media.ensure_stored(engine, run_id)  # uploads happen before the commit
         plans, media_updates = media.apply(plans)
     counts, diff = summarise(plans)
     event_id = validated.target.event_id

@@ -37,7 +37,13 @@ def media(
         if not validated.unchanged:
             context.log.info(f"media: storing into {storage.describe()}")
         plan = prepare(
-            engine, storage, validated, inputs, policy=media_storage.fetch_policy(), progress=context.log.info
+            engine,
+            storage,
+            validated,
+            inputs,
+            run_id=context.run.run_id,
+            policy=media_storage.fetch_policy(),
+            progress=context.log.info,
         )
     if plan.warnings:  # one event-log entry: each entry is a write to the run storage
         lines = [f"media: {w}" for w in plan.warnings[:LOGGED_WARNINGS]]
