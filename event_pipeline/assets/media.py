@@ -1,8 +1,9 @@
 """The ``media`` asset: the archive's media files copied to storage, before anything is committed.
 
 It runs after the models it serves (their plans give each row's database id,
-which is part of the storage key) and outputs a :class:`MediaPlan` that
-``import_result`` applies inside its transaction.
+the row whose columns get the stored URLs) and outputs a :class:`MediaPlan`
+that ``import_result`` applies inside its transaction. The files themselves
+were read and checked when the archive was validated (``media/check.py``).
 """
 
 import dagster as dg
@@ -29,7 +30,7 @@ def media(
     media_storage: MediaStorageResource,
     **inputs,
 ) -> MediaPlan:
-    """Logos, photos, audio, video and slides the archive names, stored under the new ids (content-addressed)."""
+    """Logos, photos, audio, video and slides the archive names, stored once per distinct file (content-addressed)."""
     validated: ValidatedArchive = inputs.pop("archive")
     engine = database.engine()
     with recording_failure(engine, validated.key, context.run.run_id):
