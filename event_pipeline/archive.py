@@ -119,6 +119,11 @@ class Archive:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def zipfile(self) -> zipfile.ZipFile | None:
+        """The private copy, open as a zip (None once closed, or when the file was no zip)."""
+        return self._zip
+
     def close(self) -> None:
         """Close (and so delete) the private copy; members cannot be read any more."""
         if self._zip is not None:

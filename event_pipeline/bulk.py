@@ -233,7 +233,7 @@ def import_one_archive(
             media = None
             if storage is not None:
                 served = {s.name: plans[s.name] for s in MEDIA_MODELS}
-                media = prepare(engine, storage, validated, served, policy=policy, progress=say)
+                media = prepare(engine, storage, validated, served, run_id=job_id, policy=policy, progress=say)
             return publish_step(engine, validated, plans, job_id, media=media)
     finally:
         release_frozen()  # a failure before publishing would leave them frozen in this long-lived worker

@@ -26,6 +26,7 @@ from event_pipeline import jobs, result
 from event_pipeline.archive import read_archive
 from event_pipeline.catalog import EVENT, LINK_TABLE, MODELS, ModelSpec, upstream
 from event_pipeline.load import ConcurrentImport, publish
+from event_pipeline.media.check import Digest, check_media
 from event_pipeline.normalise import Normalised, normalise
 from event_pipeline.plan import (
     EventTarget,
@@ -62,6 +63,7 @@ class ValidatedArchive:
     warnings: list[Problem]
     media: dict[str, str] = field(default_factory=dict)  # the zip's media files: normalised path -> member
     unmapped: dict[str, dict[str, int]] = field(default_factory=dict)  # see Normalised.unmapped
+    media_digests: dict[str, Digest] = field(default_factory=dict)  # member -> its bytes' sha256 and size
 
     @property
     def normalised(self) -> Normalised | None:
@@ -131,13 +133,26 @@ def validate_archive(
         with _gc_paused():
             # Normalise even after a JSON error elsewhere, so every problem is reported at once.
             normalised = normalise(archive)
+            # Every media member read, from the same private copy, before any write.
+            media = check_media(archive.zipfile or archive.path, archive.media, normalised)
+            problems.errors.extend(media.errors)
+            problems.warnings.extend(media.warnings)
             if problems.errors:
                 raise ImportFailed(problems.errors, problems.warnings)
     if target.is_new and reserve:
         target = event_target(engine, key)  # a new event's id is reserved only for a valid archive
     warnings = normalised.problems.warnings
     return ValidatedArchive(
-        key, str(path), sha256, target, False, normalised, warnings, archive.media, normalised.unmapped
+        key,
+        str(path),
+        sha256,
+        target,
+        False,
+        normalised,
+        warnings,
+        archive.media,
+        normalised.unmapped,
+        media.digests,
     )
 
 
@@ -242,7 +257,7 @@ def publish_step(
                     media.discard(engine)
                 raise
             if media is not None:
-                media.after_commit()
+                media.after_commit(engine)
                 outcome["media"] = media.summary()
             return outcome
         raise AssertionError("unreachable")
@@ -260,7 +275,7 @@ def _publish_once(
 ) -> dict[str, Any]:
     media_updates: dict[str, list[dict[str, Any]]] = {}
     if media is not None and not validated.unchanged:
-        media.ensure_stored()  # uploads happen before the commit
+        media.ensure_stored(engine, run_id)  # uploads happen before the commit
         plans, media_updates = media.apply(plans)
     counts, diff = summarise(plans)
     event_id = validated.target.event_id

@@ -13,6 +13,7 @@ later migrations; ``ensure_schema`` creates what is missing on first use.
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import typing
 from types import UnionType
 
@@ -138,6 +139,30 @@ id_blocks = sa.Table(
     sa.Column("next_id", sa.Integer, nullable=False),
 )
 
+# This database's identity: media keys start with its ``media_namespace``, so two
+# databases sharing one media folder or bucket never see (or delete) each other's
+# objects. One row, created with the schema, never changed.
+database_identity = sa.Table(
+    "database_identity",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("media_namespace", sa.String(32), nullable=False),
+)
+
+# The media objects each running import relies on (uploaded or reused), recorded
+# before it stores anything: what a killed import left behind is found here by the
+# next import of its key, and no cleanup removes an object a live import relies on.
+media_claims = sa.Table(
+    "media_claims",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("object_key", sa.Text, primary_key=True),
+    sa.Column("import_key", sa.Text, nullable=False, index=True),
+    sa.Column("host", sa.Text),  # where the claiming process runs, to tell a killed one
+    sa.Column("pid", sa.Integer),
+    sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 
 SCHEMA_LOCK_ID = 0x45504C  # any constant shared by every process of this project
 
@@ -149,6 +174,9 @@ def ensure_schema(engine: Engine) -> None:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": SCHEMA_LOCK_ID})
         metadata.create_all(conn, checkfirst=True)
+        if conn.execute(sa.select(database_identity.c.id)).first() is None:
+            # 64 random bits: two databases sharing a media store never pick the same namespace.
+            conn.execute(database_identity.insert().values(id=1, media_namespace=f"db-{secrets.token_hex(8)}"))
         _add_missing_columns(conn)
 
 

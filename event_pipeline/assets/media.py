@@ -1,8 +1,9 @@
 """The ``media`` asset: the archive's media files copied to storage, before anything is committed.
 
 It runs after the models it serves (their plans give each row's database id,
-which is part of the storage key) and outputs a :class:`MediaPlan` that
-``import_result`` applies inside its transaction.
+the row whose columns get the stored URLs) and outputs a :class:`MediaPlan`
+that ``import_result`` applies inside its transaction. The files themselves
+were read and checked when the archive was validated (``media/check.py``).
 """
 
 import dagster as dg
@@ -29,7 +30,7 @@ def media(
     media_storage: MediaStorageResource,
     **inputs,
 ) -> MediaPlan:
-    """Logos, photos, audio, video and slides the archive names, stored under the new ids (content-addressed)."""
+    """Logos, photos, audio, video and slides the archive names, stored once per distinct file (content-addressed)."""
     validated: ValidatedArchive = inputs.pop("archive")
     engine = database.engine()
     with recording_failure(engine, validated.key, context.run.run_id):
@@ -37,7 +38,13 @@ def media(
         if not validated.unchanged:
             context.log.info(f"media: storing into {storage.describe()}")
         plan = prepare(
-            engine, storage, validated, inputs, policy=media_storage.fetch_policy(), progress=context.log.info
+            engine,
+            storage,
+            validated,
+            inputs,
+            run_id=context.run.run_id,
+            policy=media_storage.fetch_policy(),
+            progress=context.log.info,
         )
     if plan.warnings:  # one event-log entry: each entry is a write to the run storage
         lines = [f"media: {w}" for w in plan.warnings[:LOGGED_WARNINGS]]

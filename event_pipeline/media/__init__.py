@@ -1,8 +1,10 @@
 """An archive's media (logos, photos, audio, video, slides) copied to local or S3 storage.
 
-- ``storage.py``: the two backends, keys and URLs;
+- ``storage.py``: the two backends, keys and URLs, the served-type allow-list;
+- ``check.py``: the media files an archive names, resolved and read at validation;
 - ``fetch.py``: the allow-list for URLs in archives (nothing is fetched unless listed);
-- ``plan.py``: which objects an import stores, storing them, the rows' new values.
+- ``plan.py``: which objects an import stores, storing them, the rows' new values;
+- ``claims.py``: the objects each import relies on; removals that never race; the sweep after a kill.
 """
 
 from event_pipeline.media.fetch import FetchPolicy

@@ -1,10 +1,18 @@
 """Where media copies are stored: a local folder, or an S3 bucket (AWS, MinIO, any S3-compatible store).
 
 Both backends store objects under *keys* like
-``events/12/speakers/345/photo/<sha256>.jpg`` (see ``plan.py``) and turn a key
-into the URL written to the database, and such a URL back into its key. Only
-keys of that shape are accepted, so a URL found in a database column can never
-make a backend touch anything outside its own folder or prefix.
+``db-0123456789abcdef/events/12/<sha256>.jpg`` (see ``plan.py``): the
+database's media namespace (``database_identity``), the event, and the sha256
+of the bytes. They turn a key into the URL written to the database, and such a
+URL back into its key. Only keys of that shape are accepted, so a URL found in a
+database column can never make a backend touch anything outside its own folder
+or prefix, nor another database's objects.
+
+An object's served type comes from an allow-list of extensions
+(:data:`SERVED_TYPES`: images, audio, video, PDF, slides); anything else
+(HTML, SVG, scripts, unknown) is stored without an extension and, on S3, as
+``application/octet-stream``, so a media host never serves an archive's
+markup or script as such.
 
 Settings (environment, read by :func:`from_settings`):
 
@@ -26,8 +34,9 @@ import contextlib
 import os
 import re
 import secrets
+import signal
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Protocol
 from urllib.parse import quote, unquote
 
@@ -37,22 +46,100 @@ MEDIA_URL_ENV = "EVENT_PIPELINE_MEDIA_URL"
 MEDIA_ROOT_ENV = "EVENT_PIPELINE_MEDIA_ROOT"
 MEDIA_BASE_URL_ENV = "EVENT_PIPELINE_MEDIA_BASE_URL"
 
-# events/<event id>/<folders and record ids>/<sha256>[.ext]: what this pipeline writes, nothing else.
-KEY_PATTERN = re.compile(r"events/[1-9]\d*(?:/(?:[a-z_]+|[1-9]\d*))+/[0-9a-f]{64}(?:\.[a-z0-9]{1,10})?")
+# db-<namespace>/events/<event id>/<sha256>[.ext]: what this pipeline writes, nothing else.
+NAMESPACE_PATTERN = re.compile(r"db-[0-9a-f]{16}")
+KEY_PATTERN = re.compile(r"(db-[0-9a-f]{16})/events/([1-9]\d{0,18})/[0-9a-f]{64}(?:\.[a-z0-9]{1,10})?")
 SINGLE_PUT_MAX = 32 << 20  # larger objects go up in parts
 DELETE_BATCH = 1000  # S3's limit per DeleteObjects request
+OCTET_STREAM = "application/octet-stream"
+
+# The extensions kept in keys, and the type each object is served as. Nothing that a
+# browser would run or render as a page: SVG and HTML can carry scripts.
+SERVED_TYPES = {
+    **dict.fromkeys((".jpg", ".jpeg"), "image/jpeg"),
+    ".png": "image/png",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".avif": "image/avif",
+    ".bmp": "image/bmp",
+    ".ico": "image/vnd.microsoft.icon",
+    **dict.fromkeys((".tif", ".tiff"), "image/tiff"),
+    ".mp3": "audio/mpeg",
+    **dict.fromkeys((".ogg", ".oga"), "audio/ogg"),
+    ".opus": "audio/opus",
+    ".wav": "audio/wav",
+    ".m4a": "audio/mp4",
+    ".aac": "audio/aac",
+    ".flac": "audio/flac",
+    ".weba": "audio/webm",
+    **dict.fromkeys((".mp4", ".m4v"), "video/mp4"),
+    ".webm": "video/webm",
+    ".ogv": "video/ogg",
+    ".mov": "video/quicktime",
+    ".mkv": "video/x-matroska",
+    ".avi": "video/x-msvideo",
+    **dict.fromkeys((".mpg", ".mpeg"), "video/mpeg"),
+    ".pdf": "application/pdf",
+    ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    ".ppt": "application/vnd.ms-powerpoint",
+    ".odp": "application/vnd.oasis.opendocument.presentation",
+    ".key": "application/vnd.apple.keynote",
+}
+_EXTENSION_OF_TYPE = {t: ext for ext, t in reversed(list(SERVED_TYPES.items()))}  # the first extension per type
+
+
+KILL_ENV = "EVENT_PIPELINE_TEST_KILL_AT"
+_kill_hits: dict[str, int] = {}
 
 
 class StorageError(RuntimeError):
     """An object could not be written, listed or deleted."""
 
 
+def kill_point(name: str) -> None:
+    """A test hook: ``EVENT_PIPELINE_TEST_KILL_AT=<name>[:<n>]`` kills this process with SIGKILL the n-th
+    time (default the first) it passes the point ``name`` (``media-put``: a local upload's temporary file
+    is written, not yet renamed; ``media-stored``: every object is uploaded, nothing committed). Unset,
+    as it always is outside tests, it does nothing."""
+    spec = os.environ.get(KILL_ENV)
+    if not spec:
+        return
+    point, _, nth = spec.partition(":")
+    if point != name:
+        return
+    _kill_hits[name] = _kill_hits.get(name, 0) + 1
+    if _kill_hits[name] >= int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def valid_key(key: str) -> bool:
     return KEY_PATTERN.fullmatch(key) is not None
 
 
-def event_prefix(event_id: int) -> str:
-    return f"events/{event_id}/"
+def key_event(key: str) -> tuple[str, int] | None:
+    """(namespace, event id) of a valid key, else None."""
+    match = KEY_PATTERN.fullmatch(key)
+    return (match[1], int(match[2])) if match else None
+
+
+def event_prefix(namespace: str, event_id: int) -> str:
+    """The folder of one event's objects in one database's namespace, ``db-<namespace>/events/<id>/``."""
+    if not NAMESPACE_PATTERN.fullmatch(namespace):
+        raise StorageError(f"unexpected media namespace {namespace!r}")
+    return f"{namespace}/events/{event_id}/"
+
+
+def served_type(name: str, declared: str | None = None) -> tuple[str, str]:
+    """(key suffix, content type) of a file called ``name``: an allow-listed extension keeps its type;
+    else ``declared`` (a fetched file's Content-Type) if it is an allow-listed type; else no suffix and
+    ``application/octet-stream``."""
+    suffix = PurePosixPath(name).suffix.lower()
+    if suffix in SERVED_TYPES:
+        return suffix, SERVED_TYPES[suffix]
+    declared = (declared or "").split(";")[0].strip().lower()
+    if declared in _EXTENSION_OF_TYPE:
+        return _EXTENSION_OF_TYPE[declared], declared
+    return "", OCTET_STREAM
 
 
 class Storage(Protocol):
@@ -64,6 +151,7 @@ class Storage(Protocol):
     def list(self, prefix: str) -> dict[str, int]: ...
     def put(self, key: str, data: IO[bytes], size: int, sha256: str, content_type: str | None) -> None: ...
     def delete(self, keys: Iterable[str]) -> int: ...
+    def remove_partial(self, keys: Iterable[str]) -> int: ...
     def read(self, key: str) -> bytes: ...
 
 
@@ -128,6 +216,7 @@ class LocalStorage:
                     written += len(chunk)
                 out.flush()
                 os.fsync(out.fileno())
+            kill_point("media-put")
             if written != size:
                 raise StorageError(f"{target}: wrote {written} bytes, expected {size}")
             os.replace(temp, target)
@@ -159,6 +248,25 @@ class LocalStorage:
             except OSError:
                 return
             folder = folder.parent
+
+    def remove_partial(self, keys: Iterable[str]) -> int:
+        """Remove the temporary files a killed upload of these keys left (``.tmp-<random>-<name>``)."""
+        removed = 0
+        for key in keys:
+            path = self.path(key)
+            folder = path.parent
+            if not folder.is_dir():
+                continue
+            for temp in folder.glob(f".tmp-*-{path.name}"):
+                try:
+                    temp.unlink()
+                    removed += 1
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    raise StorageError(f"cannot delete {temp}: {exc.strerror or exc}") from exc
+            self._prune(folder)
+        return removed
 
     def read(self, key: str) -> bytes:
         return self.path(key).read_bytes()
@@ -230,7 +338,8 @@ class S3Storage:
 
     def put(self, key: str, data: IO[bytes], size: int, sha256: str, content_type: str | None) -> None:
         full = self.prefix + _checked(key)
-        extra = {"ContentType": content_type} if content_type else {}
+        # Whatever the caller says, only an allow-listed type is served as such.
+        extra = {"ContentType": content_type if content_type in _EXTENSION_OF_TYPE else OCTET_STREAM}
         try:
             if size <= SINGLE_PUT_MAX:
                 # One request; the store checks the bytes against our sha256 and refuses a mismatch.
@@ -270,8 +379,30 @@ class S3Storage:
             deleted += len(batch)
         return deleted
 
+    def remove_partial(self, keys: Iterable[str]) -> int:
+        """Abort the multipart uploads of these keys that a killed import left unfinished."""
+        aborted = 0
+        for key in keys:
+            full = self.prefix + _checked(key)
+            try:
+                paginator = self.client.get_paginator("list_multipart_uploads")
+                for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
+                    for upload in page.get("Uploads", []):
+                        if upload["Key"] == full:
+                            self.client.abort_multipart_upload(
+                                Bucket=self.bucket, Key=full, UploadId=upload["UploadId"]
+                            )
+                            aborted += 1
+            except Exception as exc:
+                raise self._error("abort the unfinished uploads of", key, exc) from exc
+        return aborted
+
     def read(self, key: str) -> bytes:
         return self.client.get_object(Bucket=self.bucket, Key=self.prefix + _checked(key))["Body"].read()
+
+    def content_type(self, key: str) -> str | None:
+        """The type the store serves the object as."""
+        return self.client.head_object(Bucket=self.bucket, Key=self.prefix + _checked(key)).get("ContentType")
 
 
 def from_settings(url: str | None = None, root: str | None = None, base_url: str | None = None) -> Storage:
