@@ -470,7 +470,9 @@ def _read_members(zf: zipfile.ZipFile, archive: Archive, limits: Limits) -> None
         return
     safe: list[zipfile.ZipInfo] = []
     for info in infos:
-        if _unsafe(info.filename):
+        if not info.filename:  # zipfile cuts a name at its first NUL: "\x00x" is ""
+            problems.error(archive.path.name, "a member has an empty name (or one starting with NUL)")
+        elif _unsafe(info.filename):
             problems.error(info.filename, "member path escapes the archive (absolute or '..')")
         elif _is_symlink(info):
             problems.error(info.filename, "member is a symbolic link")

@@ -565,3 +565,13 @@ def test_a_later_read_of_a_replaced_file_is_refused(tmp_path):
         _ = validated.normalised
     target.write_bytes(v1.read_bytes())
     assert [r.values["title"] for r in validated.normalised.records["sessions"]] == ["Opening", "Deep dive", "Closing"]
+
+
+def test_member_name_starting_with_nul(db_url, tmp_path):
+    path = write_zip(tmp_path / "nulname.zip", kebab_event())
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.writestr("@hidden", b"x")
+    # zipfile cannot write a name starting with NUL; patched into the bytes, it reads back as "".
+    path.write_bytes(path.read_bytes().replace(b"@hidden", b"\x00hidden"))
+    message = "a member has an empty name (or one starting with NUL)"
+    _refused(path, db_url, [_error("nulname.zip", None, None, message)])
