@@ -127,10 +127,7 @@ class Archive:
     def close(self) -> None:
         """Close (and so delete) the private copy; members cannot be read any more."""
         if self._zip is not None:
-            source = self._zip.fp
-            self._zip.close()
-            if source is not None:
-                source.close()
+            close_copy(self._zip)
             self._zip = None
 
     def document(self, name: str) -> Any:
@@ -379,6 +376,15 @@ def _array_elements(text: str, start: int) -> Iterator[Any]:
     """The elements of the JSON array at ``text[start]``, one at a time (see :func:`_array_spans`)."""
     for value, _, _ in _array_spans(text, start):
         yield value
+
+
+def close_copy(zf: zipfile.ZipFile) -> None:
+    """Close a zip opened on a private copy (:func:`snapshot`), and so delete the copy: ``ZipFile``
+    does not close a file object it was given."""
+    copy = zf.fp
+    zf.close()
+    if copy is not None:
+        copy.close()
 
 
 def snapshot(path: Path) -> tuple[IO[bytes], str]:

@@ -245,6 +245,8 @@ def test_signal_during_start_up_prints_one_failure_line(db_url, signum):
             }
         ],
         "warnings": [],
+        "errors_total": 1,
+        "warnings_total": 0,
     }
     assert b"Traceback" not in err
     assert _jobs(db_url) == []
@@ -284,6 +286,8 @@ def test_signal_during_the_import_closes_the_row_and_commits_nothing(db_url, tmp
         "error": message,
         "errors": [{"file": None, "record_id": None, "field": None, "message": message}],
         "warnings": [],
+        "errors_total": 1,
+        "warnings_total": 0,
         "key": "big",
     }
     assert _jobs(db_url) == [("big", "FAILURE", message)]
@@ -319,6 +323,8 @@ def test_usage_errors_print_usage_and_a_failure_line(args, error, tmp_path):
         "error": f"usage: {error}",
         "errors": [{"file": None, "record_id": None, "field": None, "message": f"usage: {error}"}],
         "warnings": [],
+        "errors_total": 1,
+        "warnings_total": 0,
     }
     stderr = proc.stderr.decode()
     assert stderr.startswith("usage: event-pipeline") and stderr.endswith(f"error: {error}\n")
@@ -356,6 +362,8 @@ def test_fifos_devices_and_directories_are_refused_at_once(db_url, tmp_path, kin
         "error": f"{path.name}: {message}",
         "errors": [{"file": path.name, "record_id": None, "field": None, "message": message}],
         "warnings": [],
+        "errors_total": 1,
+        "warnings_total": 0,
         "key": key,
     }
     assert _jobs(db_url) == [] and _runs() == []
@@ -406,6 +414,8 @@ def test_an_unusable_database_url_is_refused_before_anything_runs(tmp_path):
             "error": f"database_url: {message}",
             "errors": [{"file": None, "record_id": None, "field": "database_url", "message": message}],
             "warnings": [],
+            "errors_total": 1,
+            "warnings_total": 0,
             "key": "OTS16",
         }
     assert _runs() == []

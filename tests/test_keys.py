@@ -152,6 +152,8 @@ def test_cli_refuses_an_invalid_key_before_anything(db_url, tmp_path, key):
             "error": f"key: {message}",
             "errors": [{"file": None, "record_id": None, "field": "key", "message": message}],
             "warnings": [],
+            "errors_total": 1,
+            "warnings_total": 0,
         }
     _nothing_made(db_url)
     assert not (tmp_path / "data").exists()  # no data folder, no Dagster storage path

@@ -172,6 +172,8 @@ def test_a_libpq_keyword_dsn_is_refused_masked():
             "error": f"database_url: {message}",
             "errors": [{"file": None, "record_id": None, "field": "database_url", "message": message}],
             "warnings": [],
+            "errors_total": 1,
+            "warnings_total": 0,
             "key": "OTS16",
         }
         assert SECRET not in proc.stdout + proc.stderr

@@ -58,7 +58,7 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from event_pipeline.archive import ZIP_ERRORS, snapshot
+from event_pipeline.archive import ZIP_ERRORS, close_copy, snapshot
 from event_pipeline.catalog import BY_NAME, EVENT, MEDIA_MODELS, Media, ModelSpec
 from event_pipeline.media import claims
 from event_pipeline.media.check import MemberFinder, limit_message, max_media_bytes, media_records
@@ -639,10 +639,7 @@ class _ArchiveReader:
 
     def close(self) -> None:
         if self._zip is not None:
-            copy = self._zip.fp
-            self._zip.close()
-            if copy is not None:
-                copy.close()
+            close_copy(self._zip)
             self._zip = None
 
 

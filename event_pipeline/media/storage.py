@@ -168,6 +168,17 @@ def _checked(key: str) -> str:
     return key
 
 
+def _unlink(path: Path) -> bool:
+    """Delete a file; False if it was not there. Raises StorageError for any other failure."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise StorageError(f"cannot delete {path}: {exc.strerror or exc}") from exc
+    return True
+
+
 class LocalStorage:
     """A folder; objects are written to a temporary file, synced, then renamed into place."""
 
@@ -230,14 +241,9 @@ class LocalStorage:
         deleted = 0
         for key in keys:
             path = self.path(key)
-            try:
-                path.unlink()
+            if _unlink(path):
                 deleted += 1
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                raise StorageError(f"cannot delete {path}: {exc.strerror or exc}") from exc
-            self._prune(path.parent)
+                self._prune(path.parent)
         return deleted
 
     def _prune(self, folder: Path) -> None:
@@ -257,14 +263,7 @@ class LocalStorage:
             folder = path.parent
             if not folder.is_dir():
                 continue
-            for temp in folder.glob(f".tmp-*-{path.name}"):
-                try:
-                    temp.unlink()
-                    removed += 1
-                except FileNotFoundError:
-                    continue
-                except OSError as exc:
-                    raise StorageError(f"cannot delete {temp}: {exc.strerror or exc}") from exc
+            removed += sum(_unlink(temp) for temp in folder.glob(f".tmp-*-{path.name}"))
             self._prune(folder)
         return removed
 
