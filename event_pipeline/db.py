@@ -31,8 +31,9 @@ def url_problem(url: str) -> str | None:
         backend = None
     if backend in BACKENDS:
         return None
+    what = f"a {backend} database, which is not supported" if backend else "not a database URL"
     return (
-        f"not a database URL: {mask(url)!r}; give a SQLAlchemy URL such as"
+        f"{what}: {mask(url)!r}; give a SQLite or PostgreSQL URL such as"
         " postgresql://user:password@host:5432/dbname or sqlite:///path/to/events.db"
     )
 

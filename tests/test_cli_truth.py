@@ -400,10 +400,19 @@ def test_validate_console_script_writes_nothing(tmp_path):
     assert list(box.iterdir()) == []
 
 
+def test_an_unsupported_database_is_named():
+    from event_pipeline.db import url_problem
+
+    assert url_problem("mysql://u:pw@h/db") == (
+        "a mysql database, which is not supported: 'mysql://u:***@h/db'; give a SQLite or PostgreSQL URL such as"
+        " postgresql://user:password@host:5432/dbname or sqlite:///path/to/events.db"
+    )
+
+
 def test_an_unusable_database_url_is_refused_before_anything_runs(tmp_path):
     url = "host=127.0.0.1 dbname=events"
     message = (
-        f"not a database URL: {url!r}; give a SQLAlchemy URL such as"
+        f"not a database URL: {url!r}; give a SQLite or PostgreSQL URL such as"
         " postgresql://user:password@host:5432/dbname or sqlite:///path/to/events.db"
     )
     for command, state in (("import", "FAILURE"), ("validate", "FAILURE")):

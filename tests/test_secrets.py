@@ -160,7 +160,7 @@ def test_a_libpq_keyword_dsn_is_refused_masked():
     dsn = f"host=127.0.0.1 port=5432 user=postgres password={SECRET} dbname=events"
     message = (
         "not a database URL: 'host=127.0.0.1 port=5432 user=postgres password=*** dbname=events'; give a "
-        "SQLAlchemy URL such as postgresql://user:password@host:5432/dbname or sqlite:///path/to/events.db"
+        "SQLite or PostgreSQL URL such as postgresql://user:password@host:5432/dbname or sqlite:///path/to/events.db"
     )
     for command in ("import", "validate"):
         proc = subprocess.run(
