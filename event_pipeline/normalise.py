@@ -501,11 +501,12 @@ def _included_by_model(included: list, without_file: list[ModelSpec]) -> list[tu
 def _event_zone(event: dict[str, Any], file: str, problems: Problems) -> tzinfo | None:
     """The zone of the event's times written without an offset; an unknown name is a warning."""
     name = next((v for k, v in event.items() if fold_key(k) == "timezone"), None)
-    tz = timezones.resolve(name)
-    if tz is None and isinstance(name, str) and name.strip():
+    tz = timezones.resolve(name) if isinstance(name, str) else None  # a list or number names no zone
+    blank = name is None or (isinstance(name, str) and not name.strip())
+    if tz is None and not blank:
         problems.warn(
             file,
-            f"time zone {name!r} is unknown; times without an offset are taken as UTC",
+            f"time zone {name!r:.80} is unknown; times without an offset are taken as UTC",
             canonical_id(event.get("id")),
             "timezone",
         )
