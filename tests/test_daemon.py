@@ -173,7 +173,7 @@ def test_a_killed_run_is_marked_failed_and_retried(site):
 
 
 LOAD = 50
-LOAD_TIMEOUT = 240  # seconds for all of them; about 150 s on a 2-core machine
+LOAD_TIMEOUT = 480  # seconds for all of them: a bound on liveness, not a speed target (about 150-200 s idle)
 
 
 def most_at_once(spans: list[tuple[float, float]]) -> int:
