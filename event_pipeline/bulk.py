@@ -36,17 +36,19 @@ from dagster_celery import celery_executor
 from pydantic import Field
 from sqlalchemy.engine import Engine
 
-from event_pipeline import inputs, jobs, s3, settings
+from event_pipeline import settings
 from event_pipeline.assets.archive import resolve_path
 from event_pipeline.assets.common import ARCHIVES, failure, recording_failure
-from event_pipeline.catalog import MEDIA_MODELS
-from event_pipeline.drop import ignore_reason
-from event_pipeline.locks import key_lock
+from event_pipeline.importer import plan_all, publish_step, release_frozen, validate_archive
+from event_pipeline.intake import keys, s3
+from event_pipeline.intake.drop import ignore_reason
 from event_pipeline.media import FetchPolicy, Storage, prepare
-from event_pipeline.pipeline import plan_all, publish_step, release_frozen, validate_archive
+from event_pipeline.model.catalog import MEDIA_MODELS
+from event_pipeline.model.schema import import_jobs
 from event_pipeline.problems import ImportFailed, Problem
+from event_pipeline.publish import import_log
+from event_pipeline.publish.locks import key_lock
 from event_pipeline.resources import DatabaseResource, MediaStorageResource
-from event_pipeline.schema import import_jobs
 
 BULK_JOB_NAME = "bulk_import"
 CELERY_CONFIG_ENV = "EVENT_PIPELINE_CELERY_CONFIG"
@@ -154,8 +156,8 @@ def bulk_items(
 ) -> list[dict[str, Any]]:
     """What to import: ``{"key", "path", "force", "index", "mapping_key"}`` per archive.
 
-    Keys follow :mod:`event_pipeline.inputs`. A file named in ``paths`` whose
-    name gives no valid key raises :class:`~event_pipeline.inputs.InvalidKey`
+    Keys follow :mod:`event_pipeline.intake.keys`. A file named in ``paths`` whose
+    name gives no valid key raises :class:`~event_pipeline.intake.keys.InvalidKey`
     (naming every such file) before anything is imported; files of a folder
     and known keys that break the rule are appended to ``skipped`` as
     ``(path or key, reason)`` instead.
@@ -165,19 +167,19 @@ def bulk_items(
         pairs, invalid = [], []
         for path in expand_paths(paths, skipped):
             try:
-                pairs.append((inputs.key_for(path), path))
-            except inputs.InvalidKey as exc:
+                pairs.append((keys.key_for(path), path))
+            except keys.InvalidKey as exc:
                 invalid.append(f"{path}: {exc}")
         if invalid:
-            raise inputs.InvalidKey("; ".join(invalid))
+            raise keys.InvalidKey("; ".join(invalid))
     else:
         pairs = []
         for key in known_keys(instance, engine):
-            error = inputs.key_error(key)
+            error = keys.key_error(key)
             if error:
                 skipped.append((key, error))
             else:
-                pairs.append((key, resolve_path("", key, jobs.last_archive_path(engine, key))))
+                pairs.append((key, resolve_path("", key, import_log.last_archive_path(engine, key))))
     return [
         {"key": key, "path": path, "force": force, "index": i, "mapping_key": mk}
         for i, ((key, path), mk) in enumerate(zip(pairs, mapping_keys([k for k, _ in pairs]), strict=True))
@@ -217,15 +219,15 @@ def import_one_archive(
     def waiting(holders: list[int]) -> None:
         say(f"{key}: another import of this key is running (server pid {holders}); waiting for it")
 
-    error = inputs.key_error(key)
+    error = keys.key_error(key)
     if error:  # before a lock, a row or a file is made from it
         raise failure([Problem(None, None, "key", error)], [])
     try:
         with recording_failure(engine, key, job_id), key_lock(engine, key, timeout=lock_timeout, on_wait=waiting):
-            jobs.fail_interrupted(engine, key, job_id)
-            jobs.open_job(engine, key=key, run_id=job_id, path=path, sha256=None)
+            import_log.fail_interrupted(engine, key, job_id)
+            import_log.open_job(engine, key=key, run_id=job_id, path=path, sha256=None)
             local = str(s3.fetch(path)) if s3.is_s3(path) else path  # downloaded to <data dir>/s3/...
-            unusable = inputs.file_problem(local)  # a FIFO or a device would block or never end
+            unusable = keys.file_problem(local)  # a FIFO or a device would block or never end
             if unusable:
                 raise ImportFailed([Problem(Path(path).name, None, None, unusable.replace(local, path))])
             validated = validate_archive(engine, local, key, force=force)
@@ -258,7 +260,7 @@ def find_archives(context: dg.OpExecutionContext, config: BulkConfig, database: 
     skipped: list[tuple[str, str]] = []
     try:
         items = bulk_items(context.instance, engine, config.paths, config.force, skipped)
-    except inputs.InvalidKey as exc:
+    except keys.InvalidKey as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
     for where, reason in skipped:
         context.log.warning(f"not importing {where}: {reason}")

@@ -32,7 +32,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from event_pipeline import inputs, settings
+from event_pipeline import settings
+from event_pipeline.intake import keys
 from event_pipeline.problems import ImportFailed, Problem
 from event_pipeline.redact import mask
 
@@ -117,7 +118,7 @@ def _emit(payload: dict[str, Any]) -> int:
 
 
 def _failure(errors: list[Problem], key: str | None = None, warnings: list[Problem] | None = None) -> int:
-    from event_pipeline import result
+    from event_pipeline.publish import result
 
     return _emit(result.failure(errors, warnings, key))
 
@@ -126,7 +127,7 @@ def _failure(errors: list[Problem], key: str | None = None, warnings: list[Probl
 def _home_lock(home: Path) -> Iterator[None]:
     import fcntl
 
-    with open(home / ".event-pipeline.lock", "a") as handle:
+    with open(home / ".event-importer.lock", "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -140,15 +141,15 @@ def _checked(path: str, key: str | None, url: str) -> tuple[Path, str | None, li
 
     Checked before anything is opened or built from them: a FIFO or a device
     is never read (it would block or never end), and a key that breaks the
-    rule of :mod:`event_pipeline.inputs` comes back as None.
+    rule of :mod:`event_pipeline.intake.keys` comes back as None.
     """
     from event_pipeline.db import url_problem  # SQLAlchemy: imported once the signal handlers are in place
 
     archive = Path(path).expanduser().absolute()
-    unusable = inputs.file_problem(archive)
+    unusable = keys.file_problem(archive)
     if key is None:
-        key = inputs.key_from_name(archive.name)
-    error = inputs.key_error(key)
+        key = keys.key_from_name(archive.name)
+    error = keys.key_error(key)
     problems = [Problem(archive.name or None, None, None, unusable)] if unusable else []
     problems += [Problem(None, None, "key", error)] if error else []
     bad_url = url_problem(url)
@@ -224,8 +225,8 @@ def _settle(
     gives the SUCCESS result rebuilt from the row, FAILURE its errors, and a
     row still RUNNING (or none) is closed as FAILURE with the reason.
     """
-    from event_pipeline import jobs, result
     from event_pipeline.db import get_engine
+    from event_pipeline.publish import import_log, result
 
     if outcome is not None and outcome.success and stopped is None:
         with contextlib.suppress(Exception):
@@ -233,11 +234,11 @@ def _settle(
     reason = mask(_reason(outcome, stopped))
     try:
         engine = get_engine(url)
-        row = jobs.get_job(engine, run_id)
+        row = import_log.get_job(engine, run_id)
         if row and row["state"] == "SUCCESS":
             return _success_from_row(engine, row, force)
         if not row or row["state"] != "FAILURE" or not row.get("errors"):
-            row = jobs.close_unfinished(engine, key=key, run_id=run_id, error=reason, path=str(archive))
+            row = import_log.close_unfinished(engine, key=key, run_id=run_id, error=reason, path=str(archive))
     except Exception as exc:  # the database itself may be what failed
         log.debug("could not read or close the import_jobs row", exc_info=True)
         note = f"{reason} (the run's import_jobs row could not be read: {type(exc).__name__}: {_first_line(exc)})"
@@ -247,10 +248,10 @@ def _settle(
 
 
 def _success_from_row(engine: Engine, row: dict[str, Any], force: bool) -> dict[str, Any]:
-    """The SUCCESS result as :func:`event_pipeline.result.success` makes it, from the committed row."""
-    from event_pipeline import jobs, result
+    """The SUCCESS result as :func:`event_pipeline.publish.result.success` makes it, from the committed row."""
+    from event_pipeline.publish import import_log, result
 
-    previous = jobs.previous_success_sha256(engine, row["key"], row["id"])
+    previous = import_log.previous_success_sha256(engine, row["key"], row["id"])
     return {
         "state": "SUCCESS",
         "result": row["result"],
@@ -319,7 +320,8 @@ def _validation_engine(url: str) -> Engine:
 
 def run_validate(path: str, key: str | None, database_url: str | None) -> int:
     """Dry run: every problem and the would-be diff; writes nothing anywhere (no data folder, no SQLite file)."""
-    from event_pipeline import pipeline, result
+    from event_pipeline import importer
+    from event_pipeline.publish import result
 
     url = settings.database_url(database_url, create=False)
     archive, key, refused = _checked(path, key, url)
@@ -328,13 +330,13 @@ def run_validate(path: str, key: str | None, database_url: str | None) -> int:
         return _emit({**result.failure(refused, key=key), "state": state})
     engine = _validation_engine(url)
     try:
-        validated = pipeline.validate_archive(engine, archive, key, force=True, reserve=False)
+        validated = importer.validate_archive(engine, archive, key, force=True, reserve=False)
     except ImportFailed as exc:
         return _emit({**result.failure(exc.errors, exc.warnings, key), "state": "INVALID"})
     try:
-        counts, diff = pipeline.summarise(pipeline.plan_all(engine, validated, reserve=False))
+        counts, diff = importer.summarise(importer.plan_all(engine, validated, reserve=False))
     finally:
-        pipeline.release_frozen()  # nothing is published: release here what validation froze
+        importer.release_frozen()  # nothing is published: release here what validation froze
     return _emit(
         {
             "state": "VALID",

@@ -7,7 +7,7 @@ import functools
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-from event_pipeline.schema import ensure_schema
+from event_pipeline.model.schema import ensure_schema
 
 
 def normalise_url(url: str) -> str:

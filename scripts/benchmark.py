@@ -176,7 +176,7 @@ def read_documents(path: Path) -> dict[str, Any]:
 
 
 def table_columns() -> dict[str, list[str]]:
-    from event_pipeline.schema import metadata
+    from event_pipeline.model.schema import metadata
 
     return {name: [c.name for c in table.columns] for name, table in metadata.tables.items()}
 
@@ -265,7 +265,7 @@ def create_tables(backend: str, url: str, bare: bool) -> None:
     import sqlalchemy as sa
 
     from event_pipeline.db import normalise_url
-    from event_pipeline.schema import metadata
+    from event_pipeline.model.schema import metadata
 
     engine = sa.create_engine(normalise_url(url))
     with engine.begin() as conn:

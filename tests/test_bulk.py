@@ -17,10 +17,10 @@ from conftest import REPO, rows, scalar
 from dagster_celery.cli import get_validated_config
 from test_media import check_media_stored, media_event
 
-from event_pipeline import bulk, pipeline
+from event_pipeline import bulk, importer
 from event_pipeline.db import get_engine
 from event_pipeline.definitions import defs
-from event_pipeline.locks import KeyLockTimeout, holder_pids, key_lock, lock_id
+from event_pipeline.publish.locks import KeyLockTimeout, holder_pids, key_lock, lock_id
 
 
 def _archive(path: Path, name: str = "Conf") -> Path:
@@ -107,7 +107,7 @@ def test_import_waits_while_another_holds_the_key(db_url, tmp_path, monkeypatch)
 def test_same_key_never_overlaps_different_keys_run_in_parallel(db_url, tmp_path, monkeypatch):
     """Four imports at once, two per key, each holding its write transaction open for a while."""
     engine = get_engine(db_url)
-    real_publish = pipeline.publish
+    real_publish = importer.publish
     spans: list[tuple[str, float, float]] = []
 
     def slow_publish(conn, plans, sha256, before_commit=None):
@@ -118,7 +118,7 @@ def test_same_key_never_overlaps_different_keys_run_in_parallel(db_url, tmp_path
         finally:
             spans.append((threading.current_thread().name.split("#")[0], started, time.monotonic()))
 
-    monkeypatch.setattr(pipeline, "publish", slow_publish)
+    monkeypatch.setattr(importer, "publish", slow_publish)
     keys = [_key(), _key()]
     work = []
     for key in keys:
@@ -251,7 +251,7 @@ def test_bulk_job_takes_an_s3_prefix(db_url, tmp_path, monkeypatch):
     moto_server = pytest.importorskip("moto.server")
     import socket
 
-    from event_pipeline import s3
+    from event_pipeline.intake import s3
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

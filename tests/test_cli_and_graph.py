@@ -13,9 +13,9 @@ import pytest
 import sqlalchemy as sa
 from conftest import BROKEN_SAMPLE, REFERENCE_ORDER, REPO, import_archive, run_cli, sample, scalar
 
-from event_pipeline.catalog import MODELS
 from event_pipeline.db import get_engine
 from event_pipeline.definitions import IMPORT_JOB_NAME, defs
+from event_pipeline.model.catalog import MODELS
 from event_pipeline.settings import example_archive
 
 BIN = Path(sys.executable).parent

@@ -12,7 +12,7 @@ from archives import kebab_event, write_zip
 from conftest import rows, sample, scalar
 
 from event_pipeline.db import get_engine
-from event_pipeline.pipeline import plan_all, publish_step, validate_archive
+from event_pipeline.importer import plan_all, publish_step, validate_archive
 
 
 def _prepare(url, path, key):

@@ -27,7 +27,7 @@ from archives import kebab_event, write_zip
 from conftest import BROKEN_SAMPLE, sample
 from processes import BIN, REPO, process, smtp_server, tail, wait_for
 
-from event_pipeline import drop
+from event_pipeline.intake import drop
 
 TIMEOUT = 90  # seconds for one archive to go from the drop folder to the database
 

@@ -6,8 +6,8 @@ import pytest
 from archives import kebab_event, write_zip
 from conftest import import_archive, rows, scalar
 
-from event_pipeline.archive import read_archive
-from event_pipeline.normalise import canonical_id, normalise, parse_length_minutes, reference_id
+from event_pipeline.read.archive import read_archive
+from event_pipeline.read.normalise import canonical_id, normalise, parse_length_minutes, reference_id
 
 
 def _normalised(tmp_path, files, prefix=""):

@@ -21,9 +21,9 @@ from conftest import import_archive, rows, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from event_pipeline.archive import _array_elements, read_archive
-from event_pipeline.normalise import normalise
-from event_pipeline.plan import content_hash
+from event_pipeline.plan.diff import content_hash
+from event_pipeline.read.archive import _array_elements, read_archive
+from event_pipeline.read.normalise import normalise
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),

@@ -11,8 +11,8 @@ import pytest
 from archives import kebab_event, write_zip
 from conftest import import_archive, scalar
 
-from event_pipeline.archive import Limits, read_archive
-from event_pipeline.normalise import normalise
+from event_pipeline.read.archive import Limits, read_archive
+from event_pipeline.read.normalise import normalise
 
 
 def _zip_with(path, members):

@@ -21,9 +21,9 @@ import sqlalchemy as sa
 from archives import kebab_event, write_zip
 from conftest import dump, import_archive, rows, run_cli
 
-from event_pipeline import archive as archive_module
 from event_pipeline.db import get_engine
 from event_pipeline.problems import ImportFailed
+from event_pipeline.read import archive as archive_module
 
 CASES = Path(
     os.environ.get("EVENT_PIPELINE_HOSTILE_CASES", Path(__file__).resolve().parents[2] / "shared/cases/hostile")
@@ -244,8 +244,8 @@ def test_non_finite_numbers_from_overflow_and_text(db_url, tmp_path):
 
 
 def test_column_rules_come_from_the_schema():
-    from event_pipeline.dbsafe import ColumnRule, table_rules
-    from event_pipeline.schema import SOURCE_ID_LENGTH, TABLES
+    from event_pipeline.model.schema import SOURCE_ID_LENGTH, TABLES
+    from event_pipeline.read.storable import ColumnRule, table_rules
 
     rooms = table_rules(TABLES["microlocations"])
     assert rooms["floor"] == ColumnRule("floor", "int", -(2**31), 2**31 - 1)
@@ -558,7 +558,7 @@ def test_replacing_the_file_during_an_import_cannot_mix_versions(db_url, tmp_pat
 
 def test_a_later_read_of_a_replaced_file_is_refused(tmp_path):
     """A re-execution from failure reads the archive again: only if it still has the validated bytes."""
-    from event_pipeline.pipeline import validate_archive
+    from event_pipeline.importer import validate_archive
 
     v1, v2 = _versions(tmp_path)
     target = tmp_path / "event.zip"

@@ -18,9 +18,10 @@ from archives import kebab_event, write_zip
 from conftest import import_archive, rows, run_cli, scalar
 from test_sensors import execute, tick
 
-from event_pipeline import bulk, drop, inputs
+from event_pipeline import bulk
 from event_pipeline.db import get_engine
 from event_pipeline.definitions import IMPORT_JOB_NAME, defs
+from event_pipeline.intake import drop, keys
 from event_pipeline.sensors.reimport import reimport_plan
 
 RULE = (
@@ -49,19 +50,19 @@ INVALID = [
 
 @pytest.mark.parametrize(("key", "error"), INVALID, ids=range(len(INVALID)))
 def test_invalid_keys_get_the_exact_error(key, error):
-    assert inputs.key_error(key) == f"{error}; {RULE}"
-    with pytest.raises(inputs.InvalidKey) as raised:
-        inputs.check_key(key)
+    assert keys.key_error(key) == f"{error}; {RULE}"
+    with pytest.raises(keys.InvalidKey) as raised:
+        keys.check_key(key)
     assert str(raised.value) == f"{error}; {RULE}"
 
 
 @pytest.mark.parametrize("key", ["OTS16", "FOSSASIASummit2016", "conf-0", "a.b_c-d", "_x", "1", "k" * 128])
 def test_valid_keys(key):
-    assert inputs.key_error(key) is None and inputs.check_key(key) == key
+    assert keys.key_error(key) is None and keys.check_key(key) == key
 
 
 def test_129_characters_is_one_too_many():
-    assert inputs.key_error("k" * 129) == f"invalid archive key '{'k' * 40}...': it is 129 characters long; {RULE}"
+    assert keys.key_error("k" * 129) == f"invalid archive key '{'k' * 40}...': it is 129 characters long; {RULE}"
 
 
 @pytest.mark.parametrize(
@@ -76,9 +77,9 @@ def test_129_characters_is_one_too_many():
     ],
 )
 def test_the_suffix_is_stripped_in_any_case(name, key):
-    assert inputs.key_from_name(name) == key
-    assert inputs.key_for(f"/some/folder/{name}") == key
-    assert inputs.key_for(f"s3://bucket/prefix/{name}") == key
+    assert keys.key_from_name(name) == key
+    assert keys.key_for(f"/some/folder/{name}") == key
+    assert keys.key_for(f"s3://bucket/prefix/{name}") == key
     if name != "noext":
         assert drop.archive_key(name) == key
 
@@ -142,7 +143,7 @@ def _nothing_made(url: str) -> None:
 @pytest.mark.parametrize("key", ["x/y", ".", "..", LONG], ids=["slash", "dot", "dotdot", "5000"])
 def test_cli_refuses_an_invalid_key_before_anything(db_url, tmp_path, key):
     archive = write_zip(tmp_path / "fine.zip", kebab_event())
-    message = inputs.key_error(key)
+    message = keys.key_error(key)
     assert message == dict(INVALID)[key] + "; " + RULE
     for command, state in (("import", "FAILURE"), ("validate", "INVALID")):
         code, result, out = run_cli(command, str(archive), "--key", key, "--database-url", db_url)
@@ -212,7 +213,7 @@ def test_bulk_skips_folder_files_and_refuses_named_files_that_give_no_key(db_url
     )
 
     named = drop_dir / "a b.zip"
-    with pytest.raises(inputs.InvalidKey) as raised, dg.DagsterInstance.get() as instance:
+    with pytest.raises(keys.InvalidKey) as raised, dg.DagsterInstance.get() as instance:
         bulk.bulk_items(instance, get_engine(db_url), [str(good), str(named)], False)
     assert str(raised.value) == f"{named}: invalid archive key 'a b': it contains ' '; {RULE}"
 

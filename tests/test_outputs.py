@@ -12,9 +12,9 @@ import pytest
 from conftest import BROKEN_SAMPLE, sample
 
 from event_pipeline import bulk
-from event_pipeline.catalog import BY_NAME
 from event_pipeline.db import get_engine
-from event_pipeline.pipeline import plan_all, publish_step, validate_archive
+from event_pipeline.importer import plan_all, publish_step, validate_archive
+from event_pipeline.model.catalog import BY_NAME
 from event_pipeline.problems import ImportFailed, Problem
 
 

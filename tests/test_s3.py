@@ -10,9 +10,11 @@ import pytest
 from conftest import BROKEN_SAMPLE, sample, scalar
 from processes import free_port
 
-from event_pipeline import drop, jobs, s3, settings
+from event_pipeline import settings
 from event_pipeline.db import get_engine
 from event_pipeline.definitions import IMPORT_JOB_NAME, defs
+from event_pipeline.intake import drop, s3
+from event_pipeline.publish import import_log
 from event_pipeline.resources import DatabaseResource
 from event_pipeline.sensors import drop_folder_sensor, reimport_schedule
 
@@ -82,7 +84,7 @@ def test_s3_prefix_drop_import_change_and_reimport(bucket, db_url, monkeypatch):
         assert result.success
         assert scalar(db_url, "select name from events") == "Open Tech Summit 2016"
         # The run downloaded the object to the mirror, which maps back to its source.
-        last = jobs.last_archive_path(get_engine(db_url), "OTS16")
+        last = import_log.last_archive_path(get_engine(db_url), "OTS16")
         assert Path(last).is_relative_to(settings.data_dir() / "s3") and s3.source_for(last) == path
 
         # A new export under the same name: a new ETag, a new request.
@@ -122,7 +124,7 @@ def test_missing_or_broken_s3_archive_fails_with_its_errors(bucket, db_url, monk
                 instance=instance, partition_key=key, run_config=config, raise_on_error=False
             ).success
     engine = get_engine(db_url)
-    failures = {row["key"]: row for row in (jobs.get_job(engine, r) for r in _run_ids(db_url))}
+    failures = {row["key"]: row for row in (import_log.get_job(engine, r) for r in _run_ids(db_url))}
     assert failures["broken"]["errors"][0]["file"] == "session_types"
     assert failures["gone"]["errors"][0]["message"].startswith(f"cannot download {PREFIX}/gone.zip")
 

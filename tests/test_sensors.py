@@ -21,10 +21,11 @@ import pytest
 from conftest import BROKEN_SAMPLE, rows, sample, scalar
 from processes import smtp_server
 
-from event_pipeline import drop, jobs
 from event_pipeline.assets.common import KEY_TAG
 from event_pipeline.db import get_engine
 from event_pipeline.definitions import IMPORT_JOB_NAME, defs
+from event_pipeline.intake import drop
+from event_pipeline.publish import import_log
 from event_pipeline.resources import DatabaseResource
 from event_pipeline.sensors import (
     SCHEDULES,
@@ -344,7 +345,7 @@ def test_canceled_and_killed_runs_end_as_failure(instance, db_url, capfd):
 
     # Terminated: Dagster marks the run CANCELED; the import's own handler never ran.
     canceled = create_run_for_test(instance, job_name=IMPORT_JOB, tags=tags, status=dg.DagsterRunStatus.STARTED)
-    jobs.open_job(engine, key="k", run_id=canceled.run_id, path="/x/k.zip", sha256=None)
+    import_log.open_job(engine, key="k", run_id=canceled.run_id, path="/x/k.zip", sha256=None)
     instance.report_run_canceled(canceled)
     event = instance.get_records_for_run(canceled.run_id).records[-1].event_log_entry.dagster_event
     with dg.build_run_status_sensor_context(
@@ -355,7 +356,7 @@ def test_canceled_and_killed_runs_end_as_failure(instance, db_url, capfd):
         resources=resources,
     ) as context:
         import_canceled_sensor(context)
-    assert jobs.get_job(engine, canceled.run_id)["state"] == "FAILURE"
+    assert import_log.get_job(engine, canceled.run_id)["state"] == "FAILURE"
     assert "Import of event k failed" in capfd.readouterr().err  # no SMTP configured: a log line
 
     # Killed: the worker's pid is gone; the sweeper fails the run and closes the row.
@@ -363,17 +364,17 @@ def test_canceled_and_killed_runs_end_as_failure(instance, db_url, capfd):
     dead.wait()
     killed = create_run_for_test(instance, job_name=IMPORT_JOB, tags=tags, status=dg.DagsterRunStatus.STARTED)
     alive = create_run_for_test(instance, job_name=IMPORT_JOB, tags=tags, status=dg.DagsterRunStatus.STARTED)
-    jobs.open_job(engine, key="k", run_id=killed.run_id, path="/x/k.zip", sha256=None)
-    jobs.open_job(engine, key="k", run_id=alive.run_id, path="/x/k.zip", sha256=None)  # this process: alive
+    import_log.open_job(engine, key="k", run_id=killed.run_id, path="/x/k.zip", sha256=None)
+    import_log.open_job(engine, key="k", run_id=alive.run_id, path="/x/k.zip", sha256=None)  # this process: alive
     with engine.begin() as conn:
         conn.exec_driver_sql("update import_jobs set pid = ? where run_id = ?", (dead.pid, killed.run_id))
     with dg.build_sensor_context(instance=instance, resources=resources, definitions=defs) as context:
         result = interrupted_imports_sensor(context)
     assert "1 interrupted" in result.skip_message
     assert instance.get_run_by_id(killed.run_id).status == dg.DagsterRunStatus.FAILURE
-    assert jobs.get_job(engine, killed.run_id)["error"] == jobs.INTERRUPTED
+    assert import_log.get_job(engine, killed.run_id)["error"] == import_log.INTERRUPTED
     assert instance.get_run_by_id(alive.run_id).status == dg.DagsterRunStatus.STARTED
-    assert jobs.get_job(engine, alive.run_id)["state"] == "RUNNING"
+    assert import_log.get_job(engine, alive.run_id)["state"] == "RUNNING"
     assert run_status.sweep_interrupted(instance, engine) == []  # idempotent
 
 
@@ -390,7 +391,7 @@ def test_a_failed_run_without_a_row_gets_one(instance, db_url):
         run_config={"ops": {"archive": {"config": {"path": "/drop/early.zip"}}}},
     )
     sent = run_status.on_failure(engine, run, "resource database failed to start", run_status.notify.log)
-    job = jobs.get_job(engine, run.run_id)
+    job = import_log.get_job(engine, run.run_id)
     assert job["state"] == "FAILURE" and job["archive_path"] == "/drop/early.zip"
     assert sent.subject == "Import of event early failed" and "resource database failed" in sent.body
 
@@ -404,9 +405,9 @@ def test_a_run_failed_from_outside_after_its_worker_died_reads_interrupted(insta
     dead = subprocess.Popen(["true"])
     dead.wait()
     run = create_run_for_test(instance, job_name=IMPORT_JOB, tags={"dagster/partition": "k"})
-    jobs.open_job(engine, key="k", run_id=run.run_id, path="/x/k.zip", sha256=None)
+    import_log.open_job(engine, key="k", run_id=run.run_id, path="/x/k.zip", sha256=None)
     with engine.begin() as conn:
         conn.exec_driver_sql("update import_jobs set pid = ? where run_id = ?", (dead.pid, run.run_id))
     outside = "This run has been marked as failed from outside the execution context."
     run_status.on_failure(engine, run, outside, run_status.notify.log)
-    assert jobs.get_job(engine, run.run_id)["error"] == jobs.INTERRUPTED
+    assert import_log.get_job(engine, run.run_id)["error"] == import_log.INTERRUPTED

@@ -8,10 +8,11 @@ import dagster as dg
 from pydantic import Field
 from sqlalchemy.engine import Engine
 
-from event_pipeline import inputs, jobs, s3
 from event_pipeline.assets.common import ARCHIVES, GROUP, HOST_TAG, KEY_TAG, PID_TAG, failure, recording_failure
-from event_pipeline.pipeline import ValidatedArchive, validate_archive
+from event_pipeline.importer import ValidatedArchive, validate_archive
+from event_pipeline.intake import keys, s3
 from event_pipeline.problems import ImportFailed, Problem
+from event_pipeline.publish import import_log
 from event_pipeline.resources import DatabaseResource
 
 
@@ -38,7 +39,7 @@ def fail_interrupted_runs(instance: dg.DagsterInstance, engine: Engine, key: str
     """Runs of this key whose process was killed (kill -9, power loss) stay RUNNING/STARTED
     forever; mark them failed, in ``import_jobs`` and in Dagster. Only what can be
     told for sure: processes of this host that no longer exist."""
-    dead = set(jobs.fail_interrupted(engine, key, current_run_id))
+    dead = set(import_log.fail_interrupted(engine, key, current_run_id))
     started = instance.get_runs(
         dg.RunsFilter(
             tags={KEY_TAG: key},
@@ -49,26 +50,26 @@ def fail_interrupted_runs(instance: dg.DagsterInstance, engine: Engine, key: str
         if run.run_id == current_run_id:
             continue
         pid = run.tags.get(PID_TAG)
-        if run.run_id in dead or not jobs.process_alive(run.tags.get(HOST_TAG), int(pid) if pid else None):
-            jobs.mark_interrupted(engine, key=key, run_id=run.run_id)
-            instance.report_run_failed(run, jobs.INTERRUPTED)
+        if run.run_id in dead or not import_log.process_alive(run.tags.get(HOST_TAG), int(pid) if pid else None):
+            import_log.mark_interrupted(engine, key=key, run_id=run.run_id)
+            instance.report_run_failed(run, import_log.INTERRUPTED)
 
 
 @dg.asset(partitions_def=ARCHIVES, group_name=GROUP)
 def archive(context: dg.AssetExecutionContext, config: ArchiveConfig, database: DatabaseResource) -> ValidatedArchive:
     """The archive, read and normalised as a whole; every problem is reported at once."""
     key = context.partition_key
-    error = inputs.key_error(key)
+    error = keys.key_error(key)
     if error:  # a partition added from outside (UI, API): refused before a path or a row is made from it
         raise failure([Problem(None, None, "key", error)], [])
     engine = database.engine()
-    path = resolve_path(config.path, key, jobs.last_archive_path(engine, key))
+    path = resolve_path(config.path, key, import_log.last_archive_path(engine, key))
     fail_interrupted_runs(context.instance, engine, key, context.run.run_id)
-    jobs.open_job(engine, key=key, run_id=context.run.run_id, path=path, sha256=None)
+    import_log.open_job(engine, key=key, run_id=context.run.run_id, path=path, sha256=None)
     context.log.info(f"importing {path} as {key!r} into {database.describe()}")
     with recording_failure(engine, key, context.run.run_id):
         local = str(s3.fetch(path)) if s3.is_s3(path) else path  # downloaded to <data dir>/s3/...
-        unusable = inputs.file_problem(local)  # a FIFO or a device would block or never end
+        unusable = keys.file_problem(local)  # a FIFO or a device would block or never end
         if unusable:
             raise ImportFailed([Problem(Path(path).name, None, None, unusable.replace(local, path))])
         validated = validate_archive(engine, local, key, force=config.force)

@@ -4,12 +4,12 @@ import dagster as dg
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from event_pipeline import jobs
-from event_pipeline.assets.publish import import_result
-from event_pipeline.catalog import EVENT, LINK_TABLE, MODELS
-from event_pipeline.plan import count_links
+from event_pipeline.assets.result import import_result
+from event_pipeline.model.catalog import EVENT, LINK_TABLE, MODELS
+from event_pipeline.model.schema import TABLES, session_speakers
+from event_pipeline.plan.diff import count_links
+from event_pipeline.publish import import_log
 from event_pipeline.resources import DatabaseResource
-from event_pipeline.schema import TABLES, session_speakers
 
 
 def foreign_rows(conn: Connection, event_id: int) -> dict[str, int]:
@@ -54,7 +54,7 @@ def stored_counts(conn: Connection, event_id: int) -> dict[str, int]:
 def _imported(context: dg.AssetCheckExecutionContext, database: DatabaseResource) -> dict | None:
     """This run's SUCCESS row of ``import_jobs`` (event id, counts); read from the database, not
     the IO manager, so a check never depends on how outputs are stored."""
-    job = jobs.get_job(database.engine(), context.run.run_id)
+    job = import_log.get_job(database.engine(), context.run.run_id)
     return job if job and job["state"] == "SUCCESS" and job.get("event_id") is not None else None
 
 

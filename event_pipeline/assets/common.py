@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import dagster as dg
 from sqlalchemy.engine import Engine
 
-from event_pipeline import jobs, result
 from event_pipeline.problems import ImportFailed, Problem
+from event_pipeline.publish import import_log, result
 from event_pipeline.redact import mask
 
 GROUP = "event_import"
@@ -33,12 +33,14 @@ def recording_failure(engine: Engine, key: str, run_id: str) -> Iterator[None]:
     except dg.Failure:
         raise  # already recorded where it was raised
     except ImportFailed as exc:
-        jobs.record_failure(engine, key=key, run_id=run_id, error=str(exc), errors=exc.errors, warnings=exc.warnings)
+        import_log.record_failure(
+            engine, key=key, run_id=run_id, error=str(exc), errors=exc.errors, warnings=exc.warnings
+        )
         raise failure(exc.errors, exc.warnings) from exc
     except Exception as exc:
         problem = Problem(None, None, None, mask(f"{type(exc).__name__}: {_one_line(exc)}"))
         with contextlib.suppress(Exception):  # the database may be what failed
-            jobs.record_failure(engine, key=key, run_id=run_id, error=str(problem), errors=[problem], warnings=[])
+            import_log.record_failure(engine, key=key, run_id=run_id, error=str(problem), errors=[problem], warnings=[])
         raise
 
 

@@ -9,9 +9,9 @@ were read and checked when the archive was validated (``media/check.py``).
 import dagster as dg
 
 from event_pipeline.assets.common import ARCHIVES, GROUP, recording_failure
-from event_pipeline.catalog import MEDIA_MODELS, MODELS
+from event_pipeline.importer import ValidatedArchive
 from event_pipeline.media import MediaPlan, prepare
-from event_pipeline.pipeline import ValidatedArchive
+from event_pipeline.model.catalog import MEDIA_MODELS, MODELS
 from event_pipeline.resources import DatabaseResource, MediaStorageResource
 
 LOGGED_WARNINGS = 50  # shown in the run's log; all of them are in the result JSON

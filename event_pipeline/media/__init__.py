@@ -8,8 +8,8 @@
 """
 
 from event_pipeline.media.fetch import FetchPolicy
-from event_pipeline.media.plan import ARCHIVE_PATHS, MediaPlan, prepare
 from event_pipeline.media.storage import LocalStorage, S3Storage, Storage, StorageError, from_settings
+from event_pipeline.media.upload import ARCHIVE_PATHS, MediaPlan, prepare
 
 __all__ = [
     "ARCHIVE_PATHS",

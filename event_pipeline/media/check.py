@@ -32,12 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
 
-from event_pipeline.archive import ZIP_ERRORS, media_key
-from event_pipeline.catalog import EVENT, MEDIA_MODELS, Media, ModelSpec
 from event_pipeline.media.fetch import is_url
 from event_pipeline.media.storage import served_type
-from event_pipeline.normalise import Normalised, NormRecord
+from event_pipeline.model.catalog import EVENT, MEDIA_MODELS, Media, ModelSpec
 from event_pipeline.problems import Problem
+from event_pipeline.read.archive import ZIP_ERRORS, media_key
+from event_pipeline.read.normalise import Normalised, NormRecord
 
 MAX_MEDIA_BYTES_ENV = "EVENT_PIPELINE_MAX_MEDIA_BYTES"
 MAX_MEDIA_BYTES = 4 << 30  # the default: what a valid archive can inflate to at most (EVENT_PIPELINE_MAX_TOTAL_BYTES)

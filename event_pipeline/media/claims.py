@@ -35,10 +35,10 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from event_pipeline.jobs import process_alive
 from event_pipeline.media.storage import Storage, key_event
+from event_pipeline.model.schema import database_identity, import_jobs, media_claims
 from event_pipeline.problems import ImportFailed, Problem
-from event_pipeline.schema import database_identity, import_jobs, media_claims
+from event_pipeline.publish.import_log import process_alive
 
 FINAL_STATES = ("SUCCESS", "FAILURE")
 _LOCK_NAMESPACE = "event_pipeline/media/"

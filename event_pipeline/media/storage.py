@@ -290,7 +290,7 @@ class S3Storage:
     @property
     def client(self):
         if self._client is None:
-            from event_pipeline import s3
+            from event_pipeline.intake import s3
 
             self._client = s3.client()
         return self._client

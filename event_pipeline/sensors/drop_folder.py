@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from event_pipeline import drop
 from event_pipeline.assets.common import ARCHIVES, KEY_TAG
+from event_pipeline.intake import drop
 from event_pipeline.sensors.common import IMPORT_JOB, MARKER_TAG, SOURCE_TAG, interval_seconds, run_config
 
 

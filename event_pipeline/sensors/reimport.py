@@ -9,9 +9,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from event_pipeline import inputs, s3
 from event_pipeline.assets.common import ARCHIVES, KEY_TAG
-from event_pipeline.jobs import last_archive_paths
+from event_pipeline.intake import keys, s3
+from event_pipeline.publish.import_log import last_archive_paths
 from event_pipeline.resources import DatabaseResource
 from event_pipeline.sensors.common import IMPORT_JOB, SOURCE_TAG, run_config
 
@@ -20,8 +20,8 @@ DEFAULT_CRON = "0 3 * * *"  # nightly
 
 def reimport_plan(paths: dict[str, str], known: list[str]) -> tuple[dict[str, str], list[str]]:
     """(key -> source to import, keys skipped because their source is gone or unknown, or the key
-    breaks the key rule of :mod:`event_pipeline.inputs`)."""
-    sources = {key: s3.source_for(paths[key]) for key in known if key in paths and not inputs.key_error(key)}
+    breaks the key rule of :mod:`event_pipeline.intake.keys`)."""
+    sources = {key: s3.source_for(paths[key]) for key in known if key in paths and not keys.key_error(key)}
     remote = [src for src in sources.values() if s3.is_s3(src)]
     found = s3.existing(remote) if remote else set()
     todo = {key: src for key, src in sources.items() if (src in found if s3.is_s3(src) else Path(src).is_file())}

@@ -16,8 +16,9 @@ from typing import Any
 import dagster as dg
 from sqlalchemy.engine import Engine
 
-from event_pipeline import jobs, notify
+from event_pipeline import notify
 from event_pipeline.assets.common import KEY_TAG
+from event_pipeline.publish import import_log
 from event_pipeline.resources import DatabaseResource
 from event_pipeline.sensors.common import IMPORT_JOB, interval_seconds
 
@@ -39,11 +40,11 @@ def run_path(run: dg.DagsterRun) -> str | None:
 
 def on_success(engine: Engine, run: dg.DagsterRun, logger: logging.Logger | Any) -> notify.Notification | None:
     """Notify a completed import; close the row of a run that never reached the import."""
-    job = jobs.get_job(engine, run.run_id)
+    job = import_log.get_job(engine, run.run_id)
     if job is None:
         return None  # e.g. a run of asset checks only: no import was attempted
     if job["state"] == "RUNNING":
-        jobs.close_unfinished(engine, key=job["key"], run_id=run.run_id, error=NOT_PUBLISHED)
+        import_log.close_unfinished(engine, key=job["key"], run_id=run.run_id, error=NOT_PUBLISHED)
         logger.info(f"{job['key']}: {NOT_PUBLISHED}")
         return None
     if job["state"] != "SUCCESS":
@@ -69,18 +70,18 @@ def on_failure(
     key = run_key(run)
     if key is None:
         return None
-    current = jobs.get_job(engine, run.run_id)
-    dead = current and current["state"] == "RUNNING" and not jobs.process_alive(current["host"], current["pid"])
+    current = import_log.get_job(engine, run.run_id)
+    dead = current and current["state"] == "RUNNING" and not import_log.process_alive(current["host"], current["pid"])
     if dead and not canceled:
-        message = jobs.INTERRUPTED  # the worker died (Dagster's message only says "failed from outside")
-    job = jobs.close_unfinished(engine, key=key, run_id=run.run_id, error=message, path=run_path(run))
+        message = import_log.INTERRUPTED  # the worker died (Dagster's message only says "failed from outside")
+    job = import_log.close_unfinished(engine, key=key, run_id=run.run_id, error=message, path=run_path(run))
     if job.get("state") == "SUCCESS":  # the data was committed; a step after that failed
         after = f"the event was imported, but the run failed afterwards: {message}"
         job = {**job, "errors": [{"file": None, "record_id": None, "field": None, "message": after}]}
     if run.tags.get(WILL_RETRY_TAG) == "true":
         logger.info(f"{key}: run {run.run_id} failed and will be retried: {job.get('error')}")
         return None
-    notification = notify.failure_message(job, jobs.event_name(engine, key))
+    notification = notify.failure_message(job, import_log.event_name(engine, key))
     notify.send(notification, logger)
     return notification
 
@@ -138,14 +139,14 @@ def sweep_interrupted(instance: dg.DagsterInstance, engine: Engine) -> list[str]
     """Fail in-progress import runs whose importing process is gone (same host only); their ids."""
     failed = []
     for run in instance.get_runs(dg.RunsFilter(job_name=IMPORT_JOB, statuses=IN_PROGRESS)):
-        job = jobs.get_job(engine, run.run_id)
-        if not job or job["state"] != "RUNNING" or jobs.process_alive(job["host"], job["pid"]):
+        job = import_log.get_job(engine, run.run_id)
+        if not job or job["state"] != "RUNNING" or import_log.process_alive(job["host"], job["pid"]):
             continue
-        jobs.mark_interrupted(engine, key=job["key"], run_id=run.run_id)
+        import_log.mark_interrupted(engine, key=job["key"], run_id=run.run_id)
         if run.status == dg.DagsterRunStatus.CANCELING:
-            instance.report_run_canceled(run, jobs.INTERRUPTED)
+            instance.report_run_canceled(run, import_log.INTERRUPTED)
         else:
-            instance.report_run_failed(run, jobs.INTERRUPTED)
+            instance.report_run_failed(run, import_log.INTERRUPTED)
         failed.append(run.run_id)
     return failed
 
@@ -159,5 +160,5 @@ def sweep_interrupted(instance: dg.DagsterInstance, engine: Engine) -> list[str]
 def interrupted_imports_sensor(context: dg.SensorEvaluationContext, database: DatabaseResource):
     failed = sweep_interrupted(context.instance, database.engine())
     for run_id in failed:
-        context.log.warning(f"run {run_id}: {jobs.INTERRUPTED}")
+        context.log.warning(f"run {run_id}: {import_log.INTERRUPTED}")
     return dg.SkipReason(f"failed {len(failed)} interrupted run(s)" if failed else "no interrupted run")

@@ -17,10 +17,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from event_pipeline import dbsafe, timezones
-from event_pipeline.archive import Archive
-from event_pipeline.catalog import BY_NAME, EVENT, MODELS, PARENT_FIELDS, ModelSpec, Ref
+from event_pipeline.model import timezones
+from event_pipeline.model.catalog import BY_NAME, EVENT, MODELS, PARENT_FIELDS, ModelSpec, Ref
 from event_pipeline.problems import Problems
+from event_pipeline.read import storable
+from event_pipeline.read.archive import Archive
 
 
 @dataclass(slots=True)
@@ -480,7 +481,7 @@ def normalise(archive: Archive) -> Normalised:
     _inline_records(out, tz)
     _parse_lengths(out)
     # What the database would refuse (column ranges, key lengths, NUL, surrogates, JSON): errors here.
-    dbsafe.check_records(out.records, problems, strings=archive.odd_text)
+    storable.check_records(out.records, problems, strings=archive.odd_text)
     _check_references(out)
     return out
 

@@ -17,10 +17,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from event_pipeline.catalog import EVENT, ModelSpec
-from event_pipeline.ids import reserve_ids
-from event_pipeline.normalise import NormRecord
-from event_pipeline.schema import TABLES, events, session_speakers
+from event_pipeline.model.catalog import EVENT, ModelSpec
+from event_pipeline.model.schema import TABLES, events, session_speakers
+from event_pipeline.plan.ids import reserve_ids
+from event_pipeline.read.normalise import NormRecord
 
 
 @dataclass

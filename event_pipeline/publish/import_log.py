@@ -15,9 +15,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from event_pipeline.model.schema import import_jobs
 from event_pipeline.problems import Problem
 from event_pipeline.redact import mask
-from event_pipeline.schema import import_jobs
 
 
 def _now() -> datetime:
@@ -115,7 +115,7 @@ def record_failure(
 ) -> None:
     """Close the run's row as FAILURE with every problem kept (``max_problems`` of each severity) and,
     in ``result``, the totals and counts per kind of all of them."""
-    from event_pipeline import result
+    from event_pipeline.publish import result
 
     extra = {k: v for k, v in (("archive_path", path), ("archive_sha256", sha256)) if v is not None}
     with engine.begin() as conn:
@@ -179,7 +179,7 @@ def close_unfinished(engine: Engine, *, key: str, run_id: str, error: str, path:
 
 def event_name(engine: Engine, key: str) -> str | None:
     """The imported event's name for a key, if it was ever imported."""
-    from event_pipeline.schema import events
+    from event_pipeline.model.schema import events
 
     with engine.connect() as conn:
         return conn.execute(sa.select(events.c.name).where(events.c.import_key == key)).scalar()

@@ -22,13 +22,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from event_pipeline import jobs, result
-from event_pipeline.archive import read_archive
-from event_pipeline.catalog import EVENT, LINK_TABLE, MODELS, ModelSpec, upstream
-from event_pipeline.load import ConcurrentImport, publish
 from event_pipeline.media.check import Digest, check_media
-from event_pipeline.normalise import Normalised, normalise
-from event_pipeline.plan import (
+from event_pipeline.model.catalog import EVENT, LINK_TABLE, MODELS, ModelSpec, upstream
+from event_pipeline.model.schema import TABLES, events
+from event_pipeline.plan.diff import (
     EventTarget,
     ModelPlan,
     count_links,
@@ -38,7 +35,10 @@ from event_pipeline.plan import (
     plan_model,
 )
 from event_pipeline.problems import ImportFailed, Problem
-from event_pipeline.schema import TABLES, events
+from event_pipeline.publish import import_log, result
+from event_pipeline.publish.write import ConcurrentImport, publish
+from event_pipeline.read.archive import read_archive
+from event_pipeline.read.normalise import Normalised, normalise
 
 if TYPE_CHECKING:
     from event_pipeline.media import MediaPlan
@@ -299,7 +299,7 @@ def _publish_once(
             unmapped=validated.unmapped,
             unchanged_archive=validated.unchanged,
         )
-        jobs.close_job(
+        import_log.close_job(
             conn,
             key=validated.key,
             run_id=run_id,

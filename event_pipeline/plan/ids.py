@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from event_pipeline.schema import id_blocks, metadata
+from event_pipeline.model.schema import id_blocks, metadata
 
 
 def reserve_ids(engine: Engine, table_name: str, count: int) -> range:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
-from event_pipeline import records
+from event_pipeline.model import records
 
 
 @dataclass(frozen=True)

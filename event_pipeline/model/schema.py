@@ -20,7 +20,7 @@ from types import UnionType
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from event_pipeline.catalog import EVENT, LINK_TABLE, MODELS, ModelSpec
+from event_pipeline.model.catalog import EVENT, LINK_TABLE, MODELS, ModelSpec
 
 metadata = sa.MetaData(
     naming_convention={

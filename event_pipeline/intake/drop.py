@@ -33,8 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from event_pipeline import inputs, s3, settings
-from event_pipeline.archive import file_sha256
+from event_pipeline import settings
+from event_pipeline.intake import keys, s3
+from event_pipeline.read.archive import file_sha256
 
 STATE_VERSION = 1
 CURSOR_VERSION = 2
@@ -54,17 +55,17 @@ def drop_url() -> str | None:
 
 
 def archive_key(name: str) -> str | None:
-    """The archive key for a file name (:mod:`event_pipeline.inputs`), or None if the file is not one we take."""
-    return None if ignore_reason(name) else inputs.key_from_name(name)
+    """The archive key for a file name (:mod:`event_pipeline.intake.keys`), or None if the file is not one we take."""
+    return None if ignore_reason(name) else keys.key_from_name(name)
 
 
 def ignore_reason(name: str) -> str | None:
     """Why a file in the drop folder is not imported (None: it is)."""
-    if not inputs.is_archive_name(name):
+    if not keys.is_archive_name(name):
         return "not a .zip archive"
     if name.startswith("."):
         return "a hidden file (an upload in progress?)"
-    error = inputs.key_error(inputs.key_from_name(name))
+    error = keys.key_error(keys.key_from_name(name))
     return f"its name gives no valid key: {error}" if error else None
 
 

@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from event_pipeline.catalog import KNOWN_AUXILIARY_FILES, MODELS
-from event_pipeline.dbsafe import NotStorable
+from event_pipeline.model.catalog import KNOWN_AUXILIARY_FILES, MODELS
 from event_pipeline.problems import DEFAULT_KEEP, Problems
+from event_pipeline.read.storable import NotStorable
 
 DATA_FILES = {name for m in MODELS for name in m.files} | set(KNOWN_AUXILIARY_FILES)
 # What zipfile raises on damaged, encrypted or unsupported archives and members.

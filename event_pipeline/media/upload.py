@@ -58,14 +58,14 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from event_pipeline.archive import ZIP_ERRORS, close_copy, snapshot
-from event_pipeline.catalog import BY_NAME, EVENT, MEDIA_MODELS, Media, ModelSpec
 from event_pipeline.media import claims
 from event_pipeline.media.check import MemberFinder, limit_message, max_media_bytes, media_records
 from event_pipeline.media.fetch import FetchError, FetchPolicy, fetch, is_url
 from event_pipeline.media.storage import Storage, StorageError, event_prefix, kill_point, served_type
+from event_pipeline.model.catalog import BY_NAME, EVENT, MEDIA_MODELS, Media, ModelSpec
+from event_pipeline.model.schema import TABLES
 from event_pipeline.problems import ImportFailed, Problem
-from event_pipeline.schema import TABLES
+from event_pipeline.read.archive import ZIP_ERRORS, close_copy, snapshot
 
 log = logging.getLogger("event_pipeline.media")
 
@@ -77,8 +77,8 @@ SPOOL_MEMORY = 8 << 20  # bytes of one file kept in memory before it spills to a
 CHUNK = 5_000
 
 if TYPE_CHECKING:
-    from event_pipeline.pipeline import ValidatedArchive
-    from event_pipeline.plan import ModelPlan
+    from event_pipeline.importer import ValidatedArchive
+    from event_pipeline.plan.diff import ModelPlan
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 import dagster as dg
 
 from event_pipeline.assets.common import ARCHIVES, GROUP, recording_failure
-from event_pipeline.catalog import MODELS
-from event_pipeline.pipeline import ValidatedArchive, publish_step
+from event_pipeline.importer import ValidatedArchive, publish_step
+from event_pipeline.model.catalog import MODELS
 from event_pipeline.resources import DatabaseResource
 
 

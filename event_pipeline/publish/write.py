@@ -20,9 +20,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from event_pipeline.catalog import MODELS
-from event_pipeline.plan import ModelPlan
-from event_pipeline.schema import TABLES, events, session_speakers
+from event_pipeline.model.catalog import MODELS
+from event_pipeline.model.schema import TABLES, events, session_speakers
+from event_pipeline.plan.diff import ModelPlan
 
 CHUNK = 5_000
 

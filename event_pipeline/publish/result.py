@@ -21,7 +21,7 @@ KINDS_LISTED = 50  # kinds named in a result; the others are summed up as one
 def listed(errors: list[Problem] | None = None, warnings: list[Problem] | None = None) -> dict[str, Any]:
     """The ``errors`` (when given) and ``warnings`` entries of a result: capped lists, totals, and
     when something is left out, counts per kind and a notice naming the settings."""
-    from event_pipeline.archive import Limits  # here: archive imports the normaliser's world
+    from event_pipeline.read.archive import Limits  # here: archive imports the normaliser's world
 
     limits = Limits.from_env()
     out: dict[str, Any] = {}

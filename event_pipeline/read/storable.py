@@ -28,9 +28,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from event_pipeline.catalog import BY_NAME
+from event_pipeline.model.catalog import BY_NAME
+from event_pipeline.model.schema import TABLES
 from event_pipeline.problems import Problems, clean_text
-from event_pipeline.schema import TABLES
 
 
 class NotStorable:
