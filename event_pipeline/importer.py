@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from event_pipeline.media.check import Digest, check_media
-from event_pipeline.model.catalog import EVENT, LINK_TABLE, MODELS, ModelSpec, upstream
+from event_pipeline.model.catalog import EVENT, LINKS, MODELS, ModelSpec, upstream
 from event_pipeline.model.schema import TABLES, events
 from event_pipeline.plan.diff import (
     EventTarget,
@@ -159,12 +159,12 @@ def validate_archive(
 def _unchanged_plan(engine: Engine, spec: ModelSpec, event_id: int) -> ModelPlan:
     """The id map and row count of an event whose archive has not changed, read back from its rows."""
     table = TABLES[spec.name]
-    owner = table.c.id if spec is EVENT else table.c.event_id
+    owner = table.c[spec.owner_column]
     with engine.connect() as conn:
         own_ids = sa.select(table.c.source_id, table.c.id).where(owner == event_id)
         id_map = dict(conn.execute(own_ids.where(table.c.source_id == table.c.source_key)).all())
         count = conn.execute(sa.select(sa.func.count()).where(owner == event_id)).scalar_one()
-        links = count_links(conn, event_id) if spec.name == "sessions" else 0
+        links = count_links(conn, spec.link, event_id) if spec.link else 0
     return ModelPlan(spec.name, event_id, id_map, unchanged=count, links_total=links)
 
 
@@ -185,9 +185,10 @@ def plan_step(
     plan = plan_model(
         engine, spec, validated.records(spec), target.event_id, maps, is_new_event=target.is_new, reserve=reserve
     )
-    if spec.name == "sessions":
+    if spec.link:
+        pairs = validated.normalised.links.get(spec.link.table, [])
         wanted, plan.links_add, plan.links_remove = plan_links(
-            engine, target.event_id, validated.normalised.links, plan.id_map, maps["speakers"]
+            engine, spec.link, target.event_id, pairs, {**maps, spec.name: plan.id_map}
         )
         plan.links_total = len(wanted)
     return plan
@@ -196,13 +197,16 @@ def plan_step(
 def summarise(plans: dict[str, ModelPlan]) -> tuple[dict[str, int], dict[str, Any]]:
     """Row counts per table and the diff (totals and per model)."""
     counts = {spec.table: plans[spec.name].count for spec in MODELS}
-    sessions = plans["sessions"]
-    counts[LINK_TABLE] = sessions.links_total
+    owners = [plans[link.owner] for link in LINKS]
+    counts.update({link.table: plans[link.owner].links_total for link in LINKS})
     by_model = {spec.name: plans[spec.name].diff() for spec in MODELS}
     diff: dict[str, Any] = {
         k: sum(d[k] for d in by_model.values()) for k in ("created", "updated", "deleted", "unchanged")
     }
-    diff["links"] = {"added": len(sessions.links_add), "removed": len(sessions.links_remove)}
+    diff["links"] = {
+        "added": sum(len(plan.links_add) for plan in owners),
+        "removed": sum(len(plan.links_remove) for plan in owners),
+    }
     diff["by_model"] = by_model
     return counts, diff
 

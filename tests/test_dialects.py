@@ -6,8 +6,10 @@ import pytest
 from archives import kebab_event, write_zip
 from conftest import import_archive, rows, scalar
 
+from event_pipeline.model.durations import minutes as parse_length_minutes
 from event_pipeline.read.archive import read_archive
-from event_pipeline.read.normalise import canonical_id, normalise, parse_length_minutes, reference_id
+from event_pipeline.read.fields import canonical_id, reference_id
+from event_pipeline.read.normalise import normalise
 
 
 def _normalised(tmp_path, files, prefix=""):
@@ -98,7 +100,7 @@ def test_snake_case_dialect_under_a_top_folder(tmp_path):
         "Lightning",
         20,
     )
-    assert out.links == [("1", "5")]  # given only on the speaker's side
+    assert out.links == {"session_speakers": [("1", "5")]}  # given only on the speaker's side
     assert len(out.records["social_links"]) == 1
 
 

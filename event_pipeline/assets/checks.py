@@ -1,54 +1,11 @@
 """Asset checks on ``import_result``: cheap SQL over the imported event, so the UI shows the data can be trusted."""
 
 import dagster as dg
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from event_pipeline.assets.result import import_result
-from event_pipeline.model.catalog import EVENT, LINK_TABLE, MODELS
-from event_pipeline.model.schema import TABLES, session_speakers
-from event_pipeline.plan.diff import count_links
 from event_pipeline.publish import import_log
+from event_pipeline.publish.stored import foreign_rows, stored_counts
 from event_pipeline.resources import DatabaseResource
-
-
-def foreign_rows(conn: Connection, event_id: int) -> dict[str, int]:
-    """Per reference (``sessions.track_id`` ...): rows of the event that point into another event."""
-    found: dict[str, int] = {}
-    for spec in MODELS[1:]:
-        table = TABLES[spec.name]
-        for ref in spec.fk_refs:
-            target = TABLES[ref.target].alias("target")
-            query = (
-                sa.select(sa.func.count())
-                .select_from(table.join(target, table.c[ref.column] == target.c.id))
-                .where(table.c.event_id == event_id, target.c.event_id != event_id)
-            )
-            found[f"{spec.table}.{ref.column}"] = conn.execute(query).scalar_one()
-    sessions, speakers = TABLES["sessions"], TABLES["speakers"]
-    links = (
-        sa.select(sa.func.count())
-        .select_from(
-            session_speakers.join(sessions, session_speakers.c.session_id == sessions.c.id).join(
-                speakers, session_speakers.c.speaker_id == speakers.c.id
-            )
-        )
-        .where(sa.or_(sessions.c.event_id == event_id, speakers.c.event_id == event_id))
-        .where(sessions.c.event_id != speakers.c.event_id)
-    )
-    found[LINK_TABLE] = conn.execute(links).scalar_one()
-    return found
-
-
-def stored_counts(conn: Connection, event_id: int) -> dict[str, int]:
-    """Rows of the event in every table, as the result JSON counts them."""
-    counts = {}
-    for spec in MODELS:
-        table = TABLES[spec.name]
-        owner = table.c.id if spec is EVENT else table.c.event_id
-        counts[spec.table] = conn.execute(sa.select(sa.func.count()).where(owner == event_id)).scalar_one()
-    counts[LINK_TABLE] = count_links(conn, event_id)
-    return counts
 
 
 def _imported(context: dg.AssetCheckExecutionContext, database: DatabaseResource) -> dict | None:

@@ -13,7 +13,7 @@ from event_pipeline.assets.common import ARCHIVES, GROUP, recording_failure
 from event_pipeline.importer import ValidatedArchive, plan_step
 from event_pipeline.model.catalog import EVENT, MODELS, ModelSpec, upstream
 from event_pipeline.plan.diff import ModelPlan
-from event_pipeline.read.normalise import fold_key
+from event_pipeline.read.fields import fold_key
 from event_pipeline.resources import DatabaseResource
 
 

@@ -34,7 +34,7 @@ from urllib.parse import unquote
 
 from event_pipeline.media.fetch import is_url
 from event_pipeline.media.storage import served_type
-from event_pipeline.model.catalog import EVENT, MEDIA_MODELS, Media, ModelSpec
+from event_pipeline.model.catalog import MEDIA_MODELS, Media, ModelSpec
 from event_pipeline.problems import Problem
 from event_pipeline.read.archive import ZIP_ERRORS, media_key
 from event_pipeline.read.normalise import Normalised, NormRecord
@@ -77,8 +77,6 @@ class MediaCheck:
 
 def media_records(normalised: Normalised, spec: ModelSpec) -> list[NormRecord]:
     """The records whose media columns an import stores, for one model (the event: its one record)."""
-    if spec is EVENT:
-        return [normalised.event] if normalised.event is not None else []
     return normalised.records.get(spec.name, [])
 
 

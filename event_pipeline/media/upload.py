@@ -62,7 +62,7 @@ from event_pipeline.media import claims
 from event_pipeline.media.check import MemberFinder, limit_message, max_media_bytes, media_records
 from event_pipeline.media.fetch import FetchError, FetchPolicy, fetch, is_url
 from event_pipeline.media.storage import Storage, StorageError, event_prefix, kill_point, served_type
-from event_pipeline.model.catalog import BY_NAME, EVENT, MEDIA_MODELS, Media, ModelSpec
+from event_pipeline.model.catalog import BY_NAME, MEDIA_MODELS, Media, ModelSpec
 from event_pipeline.model.schema import TABLES
 from event_pipeline.problems import ImportFailed, Problem
 from event_pipeline.read.archive import ZIP_ERRORS, close_copy, snapshot
@@ -648,7 +648,7 @@ def _current(
 ) -> dict[str, tuple[int, dict[str, Any], dict]]:
     """The event's rows of one model: source key -> (id, media column values, extra's archive paths)."""
     table = TABLES[spec.name]
-    owner = table.c.id if spec is EVENT else table.c.event_id
+    owner = table.c[spec.owner_column]
     columns = [m.column for m in spec.media]
     # Only extra's archive paths, not the whole of it: a fraction of the bytes to read and decode.
     paths_of = table.c.extra[ARCHIVE_PATHS].label("paths")

@@ -9,9 +9,35 @@ asset dependencies.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from event_pipeline.model import records
+from event_pipeline.model import durations, records
+
+
+@dataclass(frozen=True)
+class Link:
+    """A many-to-many link between two models, kept in a table of its own.
+
+    The reference server keeps sessions and speakers in an association table
+    (``speakers_sessions`` in ``app/models/session.py``); its exports list the
+    link on both sides (a session's ``speakers``, a speaker's ``sessions``), and
+    the link is the union of both. The ``owner`` model's step plans and writes
+    the link rows, so the ``member`` model never depends on the owner.
+    """
+
+    table: str  # the link table, e.g. "session_speakers"
+    owner: str  # the model whose step plans and writes the link, e.g. "sessions"
+    member: str  # the other model, e.g. "speakers"
+    owner_field: str  # the owner record's list of members, e.g. a session's "speakers"
+    member_field: str  # the member record's list of owners, e.g. a speaker's "sessions"
+    owner_column: str  # the link table's column holding the owner's id, e.g. "session_id"
+    member_column: str  # ... and the member's, e.g. "speaker_id"
+
+    def pair(self, model: str, own_id: str, other_id: str) -> tuple[str, str]:
+        """(owner id, member id) of a link listed by a record of ``model``."""
+        return (own_id, other_id) if model == self.owner else (other_id, own_id)
 
 
 @dataclass(frozen=True)
@@ -20,10 +46,31 @@ class Ref:
 
     field: str  # canonical source field, e.g. "track"
     target: str  # model name, e.g. "tracks"
-    column: str | None = None  # foreign-key column; None for a many-link
-    many: bool = False  # a list of references (session <-> speaker links)
+    column: str | None = None  # foreign-key column; None for a list
+    many: bool = False  # a list of references
     inline_creates: bool = False  # an inline object for an unknown id becomes a record
     inverse: str | None = None  # a list mirroring the target's own reference (a track's ``sessions``)
+    link: Link | None = None  # one side of a many-to-many link (a session's ``speakers``)
+
+
+def link_refs(link: Link) -> tuple[Ref, Ref]:
+    """The owner's and the member's side of ``link`` as references."""
+    return (
+        Ref(link.owner_field, link.member, many=True, link=link),
+        Ref(link.member_field, link.owner, many=True, link=link),
+    )
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A column computed from another field of the same record, e.g. a session type's ``length``
+    ("00:30") as ``length_minutes`` (30). A value that does not parse stays as text, with a warning
+    saying it is not ``what``."""
+
+    column: str
+    source: str
+    parse: Callable[[Any], Any]
+    what: str
 
 
 @dataclass(frozen=True)
@@ -41,17 +88,21 @@ class Media:
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """One Open Event model: its asset and table, its files in an archive, its fields and references."""
+
     name: str  # asset name
     table: str
     record: type[records.Record]
     files: tuple[str, ...]  # archive file names (".json" optional)
-    required_file: bool = False
-    label: str = "name"  # the field that identifies a record to a person
+    required_file: bool = False  # an archive without any of ``files`` is refused
+    label: str = "name"  # the field that names a record to a person; a reference may name a record by it
     required: tuple[str, ...] = ()  # fields that must be present and valid
     refs: tuple[Ref, ...] = ()
     media: tuple[Media, ...] = ()  # columns holding archive media paths, copied to storage
     aliases: dict[str, str] = field(default_factory=dict)  # source key -> field
     embedded_in_event: tuple[str, ...] = ()  # event keys that may hold the list
+    derived: tuple[Derived, ...] = ()  # columns computed from other fields
+    owner_column: str = "event_id"  # the column naming the event a row belongs to (the event's own: its id)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -60,6 +111,11 @@ class ModelSpec:
     @functools.cached_property  # asked for every record of a large archive
     def fk_refs(self) -> tuple[Ref, ...]:
         return tuple(r for r in self.refs if r.column)
+
+    @functools.cached_property
+    def link(self) -> Link | None:
+        """The many-to-many link this model owns (plans and writes), if any."""
+        return next((r.link for r in self.refs if r.link and r.link.owner == self.name), None)
 
 
 # Every generation's names for a record's times: the kebab/snake exports (``starts-at``), the 2016
@@ -75,6 +131,18 @@ _TIMES = {
 # relationship): checked against the archive's event, not stored twice.
 PARENT_FIELDS = ("event", "event_id")
 
+SESSION_SPEAKERS = Link(
+    table="session_speakers",
+    owner="sessions",
+    member="speakers",
+    owner_field="speakers",
+    member_field="sessions",
+    owner_column="session_id",
+    member_column="speaker_id",
+)
+LINKS: tuple[Link, ...] = (SESSION_SPEAKERS,)
+_SESSION_SIDE, _SPEAKER_SIDE = link_refs(SESSION_SPEAKERS)
+
 MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="event",
@@ -82,6 +150,7 @@ MODELS: tuple[ModelSpec, ...] = (
         record=records.EventRecord,
         files=("event", "events"),  # "events.json": the 2015-2016 API dump, {"events": [...]}
         required_file=True,
+        owner_column="id",
         required=("name",),
         media=(Media("logo_url", "logo"), Media("original_image_url", "background")),
         aliases={
@@ -136,7 +205,7 @@ MODELS: tuple[ModelSpec, ...] = (
         record=records.SpeakerRecord,
         files=("speakers",),
         media=(Media("photo_url", "speakers/{id}/photo"),),
-        refs=(Ref("sessions", "sessions", many=True),),
+        refs=(_SPEAKER_SIDE,),
         aliases={
             "photo": "photo_url",
             "featured": "is_featured",
@@ -160,6 +229,7 @@ MODELS: tuple[ModelSpec, ...] = (
         record=records.SessionTypeRecord,
         files=("session_types",),
         aliases={"duration": "length"},
+        derived=(Derived("length_minutes", "length", durations.minutes, "a duration"),),
     ),
     ModelSpec(
         name="sessions",
@@ -171,7 +241,7 @@ MODELS: tuple[ModelSpec, ...] = (
             Ref("track", "tracks", column="track_id"),
             Ref("microlocation", "microlocations", column="microlocation_id"),
             Ref("session_type", "session_types", column="session_type_id", inline_creates=True),
-            Ref("speakers", "speakers", many=True),
+            _SESSION_SIDE,
         ),
         media=(
             Media("slides_url", "slides/{id}/slides"),
@@ -204,15 +274,14 @@ MEDIA_MODELS: tuple[ModelSpec, ...] = tuple(m for m in MODELS if m.media)  # wha
 # Files every archive may carry besides the models; read, not warned about.
 KNOWN_AUXILIARY_FILES = ("meta",)
 
-# The link table between sessions and speakers, filled from both sides.
-LINK_TABLE = "session_speakers"
-
 
 def upstream(spec: ModelSpec) -> list[str]:
     """Models whose id maps ``spec`` needs as inputs (foreign keys, links).
 
-    The link table is written with the sessions, so a speaker's ``sessions``
-    list does not make speakers depend on sessions.
+    A link is written with its owner, so a member's list of owners (a
+    speaker's ``sessions``) does not make the member depend on the owner; an
+    inverse list (a track's ``sessions``) is resolved while reading and needs
+    no id map.
     """
-    names = [r.target for r in spec.refs if r.target != "sessions"]
+    names = [r.target for r in spec.refs if not r.inverse and not (r.link and r.target == r.link.owner)]
     return list(dict.fromkeys(names))

@@ -20,7 +20,7 @@ from types import UnionType
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from event_pipeline.model.catalog import EVENT, LINK_TABLE, MODELS, ModelSpec
+from event_pipeline.model.catalog import BY_NAME, EVENT, LINKS, MODELS, Link, ModelSpec
 
 metadata = sa.MetaData(
     naming_convention={
@@ -99,12 +99,19 @@ for _spec in MODELS[1:]:
         sa.UniqueConstraint("event_id", "source_key", name=f"uq_{_spec.table}_event_source_key"),
     )
 
-session_speakers = sa.Table(
-    LINK_TABLE,
-    metadata,
-    sa.Column("session_id", sa.Integer, sa.ForeignKey("sessions.id"), primary_key=True),
-    sa.Column("speaker_id", sa.Integer, sa.ForeignKey("speakers.id"), primary_key=True, index=True),
-)
+
+def _link_table(link: Link) -> sa.Table:
+    """A link's table: a row per (owner, member) pair; the member column indexed for deletes by member."""
+    owner, member = BY_NAME[link.owner].table, BY_NAME[link.member].table
+    return sa.Table(
+        link.table,
+        metadata,
+        sa.Column(link.owner_column, sa.Integer, sa.ForeignKey(f"{owner}.id"), primary_key=True),
+        sa.Column(link.member_column, sa.Integer, sa.ForeignKey(f"{member}.id"), primary_key=True, index=True),
+    )
+
+
+LINK_TABLES: dict[str, sa.Table] = {link.table: _link_table(link) for link in LINKS}
 
 import_jobs = sa.Table(
     "import_jobs",

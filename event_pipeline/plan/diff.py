@@ -17,8 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from event_pipeline.model.catalog import EVENT, ModelSpec
-from event_pipeline.model.schema import TABLES, events, session_speakers
+from event_pipeline.model.catalog import EVENT, Link, ModelSpec
+from event_pipeline.model.schema import LINK_TABLES, TABLES, events
 from event_pipeline.plan.ids import reserve_ids
 from event_pipeline.read.normalise import NormRecord
 
@@ -34,7 +34,7 @@ class ModelPlan:
     updates: list[dict[str, Any]] = field(default_factory=list)
     delete_ids: list[int] = field(default_factory=list)
     unchanged: int = 0
-    links_add: list[tuple[int, int]] = field(default_factory=list)  # (session_id, speaker_id)
+    links_add: list[tuple[int, int]] = field(default_factory=list)  # the owned link's (owner id, member id)
     links_remove: list[tuple[int, int]] = field(default_factory=list)
     links_total: int = 0
     expected_revision: int | None = None  # events only: optimistic concurrency check
@@ -163,28 +163,36 @@ def plan_event(target: EventTarget, record: NormRecord, key: str) -> ModelPlan:
 
 
 def plan_links(
-    engine: Engine, event_id: int, links: list[tuple[str, str]], sessions: dict[str, int], speakers: dict[str, int]
+    engine: Engine, link: Link, event_id: int, pairs: list[tuple[str, str]], maps: dict[str, dict[str, int]]
 ) -> tuple[set[tuple[int, int]], list[tuple[int, int]], list[tuple[int, int]]]:
-    """All session/speaker link rows, and those to add and to remove."""
-    wanted = {(sessions[a], speakers[b]) for a, b in links if a in sessions and b in speakers}
-    current = current_links(engine, event_id)
+    """All of the event's rows of ``link`` (database ids: owner, member), and those to add and to remove.
+
+    ``pairs``: (owner source id, member source id); ``maps``: source id -> database id, by model.
+    """
+    owners, members = maps[link.owner], maps[link.member]
+    wanted = {(owners[a], members[b]) for a, b in pairs if a in owners and b in members}
+    current = current_links(engine, link, event_id)
     return wanted, sorted(wanted - current), sorted(current - wanted)
 
 
-def _event_links(columns: list[Any], event_id: int) -> sa.Select:
-    sessions_table = TABLES["sessions"]
+def _event_links(link: Link, columns: list[Any], event_id: int) -> sa.Select:
+    """A select of ``columns`` over the event's rows of ``link`` (its owners belong to the event)."""
+    table, owners = LINK_TABLES[link.table], TABLES[link.owner]
     return (
         sa.select(*columns)
-        .select_from(session_speakers.join(sessions_table, sessions_table.c.id == session_speakers.c.session_id))
-        .where(sessions_table.c.event_id == event_id)
+        .select_from(table.join(owners, owners.c.id == table.c[link.owner_column]))
+        .where(owners.c.event_id == event_id)
     )
 
 
-def current_links(engine: Engine, event_id: int) -> set[tuple[int, int]]:
-    query = _event_links([session_speakers.c.session_id, session_speakers.c.speaker_id], event_id)
+def current_links(engine: Engine, link: Link, event_id: int) -> set[tuple[int, int]]:
+    """The event's rows of ``link`` as (owner id, member id)."""
+    table = LINK_TABLES[link.table]
+    query = _event_links(link, [table.c[link.owner_column], table.c[link.member_column]], event_id)
     with engine.connect() as conn:
         return {(a, b) for a, b in conn.execute(query)}
 
 
-def count_links(conn: Connection, event_id: int) -> int:
-    return conn.execute(_event_links([sa.func.count()], event_id)).scalar_one()
+def count_links(conn: Connection, link: Link, event_id: int) -> int:
+    """How many rows of ``link`` the event has."""
+    return conn.execute(_event_links(link, [sa.func.count()], event_id)).scalar_one()

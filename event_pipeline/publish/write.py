@@ -20,8 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from event_pipeline.model.catalog import MODELS
-from event_pipeline.model.schema import TABLES, events, session_speakers
+from event_pipeline.model.catalog import LINKS, MODELS, Link
+from event_pipeline.model.schema import LINK_TABLES, TABLES, events
 from event_pipeline.plan.diff import ModelPlan
 
 CHUNK = 5_000
@@ -133,23 +133,27 @@ def publish(
         _update(conn, table, plan.updates, now)
         if spec.name == "event":
             _bump_revision(conn, event_plan, sha256)
-    links = plans["sessions"]
-    for chunk in _chunks(links.links_remove):
-        conn.execute(
-            session_speakers.delete().where(
-                sa.tuple_(session_speakers.c.session_id, session_speakers.c.speaker_id).in_(chunk)
-            )
-        )
-    link_rows = [{"session_id": a, "speaker_id": b} for a, b in links.links_add]
-    if conn.dialect.name == "postgresql":
-        _copy(conn, session_speakers, link_rows, {})
-    else:
-        for chunk in _chunks(link_rows):
-            conn.execute(session_speakers.insert(), chunk)
-    for name, column in (("sessions", session_speakers.c.session_id), ("speakers", session_speakers.c.speaker_id)):
-        for chunk in _chunks(plans[name].delete_ids):
-            conn.execute(session_speakers.delete().where(column.in_(chunk)))
+    for link in LINKS:
+        _write_link(conn, link, plans)
     for spec in reversed(MODELS[1:]):
         _delete(conn, TABLES[spec.name], plans[spec.name].delete_ids)
     if before_commit:
         before_commit(conn)
+
+
+def _write_link(conn: Connection, link: Link, plans: dict[str, ModelPlan]) -> None:
+    """The owner's plan of ``link``: rows removed, rows added (COPY on PostgreSQL), and the rows of
+    deleted owners and members dropped before those are."""
+    table, plan = LINK_TABLES[link.table], plans[link.owner]
+    owner, member = table.c[link.owner_column], table.c[link.member_column]
+    for chunk in _chunks(plan.links_remove):
+        conn.execute(table.delete().where(sa.tuple_(owner, member).in_(chunk)))
+    rows = [{link.owner_column: a, link.member_column: b} for a, b in plan.links_add]
+    if conn.dialect.name == "postgresql":
+        _copy(conn, table, rows, {})
+    else:
+        for chunk in _chunks(rows):
+            conn.execute(table.insert(), chunk)
+    for model, column in ((link.owner, owner), (link.member, member)):
+        for chunk in _chunks(plans[model].delete_ids):
+            conn.execute(table.delete().where(column.in_(chunk)))

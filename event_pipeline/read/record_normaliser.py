@@ -1,0 +1,211 @@
+"""One model file's records, one by one: field names and aliases, references, validation, ``extra``."""
+
+from __future__ import annotations
+
+from datetime import tzinfo
+from typing import Any
+
+from pydantic import ValidationError
+
+from event_pipeline.model.catalog import EVENT, PARENT_FIELDS, ModelSpec, Ref
+from event_pipeline.problems import Problems
+from event_pipeline.read.fields import canonical_id, fold_key, looks_like_reference, reference_id
+from event_pipeline.read.normalised import NormRecord
+
+
+class ModelNormaliser:
+    """Normalises the records of one model file.
+
+    ``tz``: the zone of times written without an offset (the event's
+    ``timezone``); ``event_id``: the archive's event id, which a child
+    record's ``event_id`` must name.
+    """
+
+    def __init__(
+        self, spec: ModelSpec, file: str, problems: Problems, tz: tzinfo | None = None, event_id: str | None = None
+    ):
+        self.spec = spec
+        self.file = file
+        self.problems = problems
+        self.ref_fields = {r.field: r for r in spec.refs}
+        self.fields = spec.record.model_fields
+        self.strict = set(spec.required) | {spec.label}
+        self.validator = spec.record.__pydantic_validator__
+        self.context: dict[str, Any] = {"tz": tz, "naive": 0}
+        self.not_text = {name for name, info in self.fields.items() if info.annotation not in (str, str | None)}
+        self.event_id = event_id
+        # source key -> (field name, whether the key names the field itself rather than an alias)
+        self.names: dict[str, tuple[str, bool]] = {}
+        self.unmapped: dict[str, int] = {}  # source key -> records keeping it in extra
+        self.reference_like: dict[str, int] = {}  # the unmapped keys whose values look like references
+        self.foreign_parent = 0  # records whose event_id names another event
+
+    def _name(self, key: str) -> tuple[str, bool]:
+        folded = fold_key(key)
+        name = self.spec.aliases.get(folded, folded)
+        if self.spec is not EVENT and name in PARENT_FIELDS:
+            name = PARENT_FIELDS[0]
+        named = self.names[key] = (name, name == folded)
+        return named
+
+    def record(self, raw: Any, index: int) -> NormRecord | None:
+        if not isinstance(raw, dict):
+            self.problems.error(self.file, f"record #{index + 1} is not an object but {type(raw).__name__}")
+            return None
+        source_id = canonical_id(raw.get("id"))
+        if source_id is None:
+            what = "missing" if raw.get("id") is None else f"unusable ({raw.get('id')!r})"
+            self.problems.error(self.file, f"record #{index + 1}: id is {what}", field="id")
+            return None
+        values: dict[str, Any] = {}
+        origin: dict[str, str] = {}
+        exact: dict[str, bool] = {}
+        refs: dict[str, Any] = {}
+        raw_refs: dict[str, tuple[str, Any]] = {}
+        extra: dict[str, Any] = {}
+        inline: dict[str, dict] = {}
+        names = self.names
+        for key, value in raw.items():
+            if key == "id":
+                continue
+            named = names.get(key)  # a handful of keys, repeated in every record: no call on a hit
+            name, is_exact = named if named is not None else self._name(key)
+            if name in self.ref_fields:
+                self._reference(self.ref_fields[name], key, value, source_id, refs, raw_refs, extra, inline)
+            elif name in self.fields:
+                if name not in origin:
+                    values[name], origin[name], exact[name] = value, key, is_exact
+                    continue
+                # Two source keys for one column: the column's own name beats an alias (the reference
+                # server's ``slides_url`` beats its JSON ``slides``), else the first that has a value.
+                replace = is_exact > exact[name] or (
+                    is_exact == exact[name] and values[name] is None and value is not None
+                )
+                if replace:
+                    key, value, values[name], origin[name], exact[name] = (
+                        origin[name],
+                        values[name],
+                        value,
+                        key,
+                        is_exact,
+                    )
+                extra[key] = value
+                self.unmapped[key] = self.unmapped.get(key, 0) + 1
+            elif name == PARENT_FIELDS[0] and self.event_id is not None:
+                if reference_id(value)[0] != self.event_id:
+                    self.foreign_parent += 1
+                    extra[key] = value  # names another event: not ours to resolve, kept
+            else:
+                extra[key] = value
+                self.unmapped[key] = self.unmapped.get(key, 0) + 1
+                if looks_like_reference(key, value):
+                    self.reference_like[key] = self.reference_like.get(key, 0) + 1
+        if not self._validate(values, origin, extra, source_id):
+            return None
+        return NormRecord(source_id, source_id, values, refs, extra, inline, raw_refs or None)
+
+    def _reference(
+        self,
+        ref: Ref,
+        key: str,
+        value: Any,
+        source_id: str,
+        refs: dict[str, Any],
+        raw_refs: dict[str, tuple[str, Any]],
+        extra: dict[str, Any],
+        inline: dict[str, dict],
+    ) -> None:
+        """Parse one reference field into ``refs``; a value that is no usable reference is kept in ``extra``."""
+        if ref.many:
+            target: Any = self._many(ref, key, value, source_id, extra)
+        else:
+            target, usable = reference_id(value)
+            if not usable:
+                self._unusable(ref, key, value, source_id, extra, "is no usable id")
+            elif target is None and isinstance(value, dict) and any(v is not None for v in value.values()):
+                # {"id": null, "name": "Talk"}: an object without an id names nothing (one id rule everywhere).
+                self._unusable(ref, key, value, source_id, extra, "has no id, so it is no reference")
+        if ref.field in refs:
+            # A second key for one reference (``track`` and ``track_id``): the first that names something wins.
+            earlier = refs[ref.field]
+            if earlier in (None, []) and target not in (None, []):
+                earlier_key, earlier_value = raw_refs[ref.field]
+                if earlier_value is not None:
+                    extra[earlier_key] = earlier_value
+            else:
+                if target not in (None, []) and target != earlier:
+                    extra[key] = value
+                return
+        refs[ref.field] = target
+        raw_refs[ref.field] = (key, value)
+        if ref.inline_creates and target is not None and isinstance(value, dict) and len(value) > 1:
+            inline[ref.field] = value
+
+    def _many(self, ref: Ref, key: str, value: Any, source_id: str, extra: dict[str, Any]) -> list[str]:
+        if value is None:
+            return []
+        items = value if isinstance(value, list) else [value]
+        targets = []
+        for item in items:
+            target, usable = reference_id(item)
+            if target is not None:
+                targets.append(target)
+            elif not usable or (isinstance(item, dict) and any(v is not None for v in item.values())):
+                self._unusable(ref, key, value, source_id, extra, f"holds {item!r:.60}, which is no usable reference")
+        return targets
+
+    def _unusable(self, ref: Ref, key: str, value: Any, source_id: str, extra: dict[str, Any], why: str) -> None:
+        self.problems.warn(self.file, f"{key} {why}; no link, raw value kept in extra", source_id, ref.field)
+        extra[key] = value
+
+    def finish(self, unmapped: dict[str, dict[str, int]]) -> None:
+        """After the file's last record: the per-file notices (never one per record)."""
+        if self.unmapped:
+            unmapped[self.file] = dict(self.unmapped)
+        for key, count in self.reference_like.items():
+            self.problems.warn(
+                self.file,
+                f"looks like a reference but is not imported as a link; kept in extra ({records_phrase(count)})",
+                field=key,
+            )
+        if self.foreign_parent:
+            self.problems.warn(
+                self.file,
+                f"names an event other than the archive's (id {self.event_id}); kept in extra "
+                f"({records_phrase(self.foreign_parent)})",
+                field="event_id",
+            )
+
+    def _validate(self, values: dict, origin: dict, extra: dict, source_id: str) -> bool:
+        for name in self.spec.required:
+            if values.get(name) is None:
+                self.problems.error(self.file, "required field is missing", source_id, name)
+                return False
+        for name, value in values.items():
+            if value == "" and name in self.not_text:
+                values[name] = None  # an empty string for a number or a date means "not set"
+        while True:
+            try:
+                model = self.validator.validate_python(values, context=self.context)
+            except ValidationError as exc:
+                failed = {str(err["loc"][0]): err["msg"] for err in exc.errors() if err["loc"]}
+                if not failed:
+                    raise
+                fatal = False
+                for name, message in failed.items():
+                    if name in self.strict:
+                        self.problems.error(self.file, f"{message} (got {values[name]!r:.60})", source_id, name)
+                        fatal = True
+                    else:
+                        self.problems.warn(self.file, f"{message}; raw value kept in extra", source_id, name)
+                        extra[origin[name]] = values.pop(name)
+                if fatal:
+                    return False
+                continue
+            values.clear()
+            values.update(model.__dict__)
+            return True
+
+
+def records_phrase(count: int) -> str:
+    return f"{count} record{'s' if count != 1 else ''}"

@@ -1,0 +1,114 @@
+"""Every reference checked against the ids the archive really has, before anything is written."""
+
+from __future__ import annotations
+
+from event_pipeline.model.catalog import BY_NAME, LINKS, MODELS, ModelSpec, Ref
+from event_pipeline.read.normalised import Normalised, NormRecord
+
+
+def check_references(out: Normalised) -> None:
+    """Resolve every reference against the ids the archive has.
+
+    A reference that names no record (dangling) becomes an empty link and a
+    warning, its raw value kept in ``extra``. A text that is no id of the
+    target but the name of exactly one of its records (the 2015 API gave
+    session types by name: open-event-server#31) resolves to that record.
+    Links are the union of both sides (a session's ``speakers``, a speaker's
+    ``sessions``); a track's ``sessions`` list mirrors each session's ``track``
+    and fills it where the session has none.
+    """
+    ids = {name: {r.source_id for r in rows} for name, rows in out.records.items()}
+    names = {name: _by_label(BY_NAME[name], rows) for name, rows in out.records.items()}
+    by_id = {name: {r.source_id: r for r in rows} for name, rows in out.records.items()}
+    links: dict[str, dict[tuple[str, str], None]] = {link.table: {} for link in LINKS}
+    for spec in MODELS:
+        for record in out.records.get(spec.name, []):
+            for ref in spec.refs:
+                if ref.inverse:
+                    continue  # once every forward reference is resolved, below
+                value = record.refs.get(ref.field)
+                if ref.many:
+                    record.refs[ref.field] = kept = _resolve_many(out, spec, record, ref, ids, names)
+                    if ref.link is not None:
+                        pairs = links[ref.link.table]
+                        for target in kept:
+                            pairs[ref.link.pair(spec.name, record.source_id, target)] = None
+                elif value is not None and value not in ids[ref.target]:
+                    resolved = names[ref.target].get(value)
+                    if resolved is None:
+                        _dangling(out, spec, record, ref, value, "link left empty")
+                    record.refs[ref.field] = resolved
+    for spec in MODELS:
+        for ref in (r for r in spec.refs if r.inverse):
+            for record in out.records.get(spec.name, []):
+                kept = _resolve_many(out, spec, record, ref, ids, names)
+                record.refs[ref.field] = kept
+                for target in kept:
+                    _mirror(out, spec, record, ref, by_id[ref.target][target])
+    for rows in out.records.values():
+        for record in rows:
+            record.raw_refs = None
+    out.links = {table: list(pairs) for table, pairs in links.items()}
+
+
+def _resolve_many(
+    out: Normalised,
+    spec: ModelSpec,
+    record: NormRecord,
+    ref: Ref,
+    ids: dict[str, set[str]],
+    names: dict[str, dict[str, str]],
+) -> list[str]:
+    """The ids of a list reference that name records (by id, else by a unique name); warns on the rest."""
+    kept = []
+    for target in record.refs.get(ref.field) or []:
+        if target not in ids[ref.target]:
+            target = names[ref.target].get(target, target)
+        if target in ids[ref.target]:
+            kept.append(target)
+        else:
+            _dangling(out, spec, record, ref, target, "link skipped")
+    return kept
+
+
+def _by_label(spec: ModelSpec, rows: list[NormRecord]) -> dict[str, str]:
+    """A model's records by their label (name), where the name is unique: name -> source id."""
+    seen: dict[str, str | None] = {}
+    for record in rows:
+        label = record.values.get(spec.label)
+        if isinstance(label, str) and label.strip():
+            seen[label.strip()] = None if label.strip() in seen else record.source_id
+    return {label: id_ for label, id_ in seen.items() if id_ is not None}
+
+
+def _dangling(out: Normalised, spec: ModelSpec, record: NormRecord, ref: Ref, target: str, outcome: str) -> None:
+    out.problems.warn(
+        spec.files[0],
+        f"refers to {ref.target} id {target}, which the archive lacks; {outcome}, raw value kept in extra",
+        record.source_id,
+        ref.field,
+    )
+    _keep_raw(record, ref)
+
+
+def _keep_raw(record: NormRecord, ref: Ref) -> None:
+    """Nothing is lost: the reference's value as the archive wrote it goes to ``extra``."""
+    if record.raw_refs and ref.field in record.raw_refs:
+        key, value = record.raw_refs[ref.field]
+        record.extra.setdefault(key, value)
+
+
+def _mirror(out: Normalised, spec: ModelSpec, record: NormRecord, ref: Ref, target: NormRecord) -> None:
+    """``record`` (a track) lists ``target`` (a session): the session's own reference should agree."""
+    assert ref.inverse is not None
+    own = target.refs.get(ref.inverse)
+    if own is None:
+        target.refs[ref.inverse] = record.source_id
+    elif own != record.source_id:
+        out.problems.warn(
+            spec.files[0],
+            f"lists {ref.target} id {target.source_id}, whose {ref.inverse} is {own}; the session's own kept, "
+            "raw value kept in extra",
+            record.source_id,
+            ref.field,
+        )
