@@ -22,22 +22,10 @@ def check_references(out: Normalised) -> None:
     by_id = {name: {r.source_id: r for r in rows} for name, rows in out.records.items()}
     links: dict[str, dict[tuple[str, str], None]] = {link.table: {} for link in LINKS}
     for spec in MODELS:
+        forward = [ref for ref in spec.refs if not ref.inverse]  # inverse lists: once these are resolved
         for record in out.records.get(spec.name, []):
-            for ref in spec.refs:
-                if ref.inverse:
-                    continue  # once every forward reference is resolved, below
-                value = record.refs.get(ref.field)
-                if ref.many:
-                    record.refs[ref.field] = kept = _resolve_many(out, spec, record, ref, ids, names)
-                    if ref.link is not None:
-                        pairs = links[ref.link.table]
-                        for target in kept:
-                            pairs[ref.link.pair(spec.name, record.source_id, target)] = None
-                elif value is not None and value not in ids[ref.target]:
-                    resolved = names[ref.target].get(value)
-                    if resolved is None:
-                        _dangling(out, spec, record, ref, value, "link left empty")
-                    record.refs[ref.field] = resolved
+            for ref in forward:
+                _resolve(out, spec, record, ref, ids, names, links)
     for spec in MODELS:
         for ref in (r for r in spec.refs if r.inverse):
             for record in out.records.get(spec.name, []):
@@ -49,6 +37,31 @@ def check_references(out: Normalised) -> None:
         for record in rows:
             record.raw_refs = None
     out.links = {table: list(pairs) for table, pairs in links.items()}
+
+
+def _resolve(
+    out: Normalised,
+    spec: ModelSpec,
+    record: NormRecord,
+    ref: Ref,
+    ids: dict[str, set[str]],
+    names: dict[str, dict[str, str]],
+    links: dict[str, dict[tuple[str, str], None]],
+) -> None:
+    """One forward reference of ``record``: resolved in place (by id, else by a unique name); a list
+    that is one side of a link adds its pairs to ``links``."""
+    value = record.refs.get(ref.field)
+    if ref.many:
+        record.refs[ref.field] = kept = _resolve_many(out, spec, record, ref, ids, names)
+        if ref.link is not None:
+            pairs = links[ref.link.table]
+            for target in kept:
+                pairs[ref.link.pair(spec.name, record.source_id, target)] = None
+    elif value is not None and value not in ids[ref.target]:
+        resolved = names[ref.target].get(value)
+        if resolved is None:
+            _dangling(out, spec, record, ref, value, "link left empty")
+        record.refs[ref.field] = resolved
 
 
 def _resolve_many(
