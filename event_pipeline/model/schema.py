@@ -58,7 +58,7 @@ def _record_columns(spec: ModelSpec) -> list[sa.Column]:
 
 # The longest id an archive may use: the unique index on (event_id, source_key) must hold a key (a
 # PostgreSQL B-tree entry is at most ~2700 bytes; 255 characters of 4 bytes fit). ``source_key`` has
-# room for the "#n" of a repeated id. Validation reads these lengths from the columns (dbsafe.py).
+# room for the "#n" of a repeated id. Validation reads these lengths from the columns (read/storable.py).
 SOURCE_ID_LENGTH = 255
 
 
