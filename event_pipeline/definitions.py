@@ -6,6 +6,7 @@ import dagster as dg
 
 from event_pipeline.assets import GROUP, IMPORT_ASSETS
 from event_pipeline.assets.checks import CHECKS
+from event_pipeline.assets.report import schedule_report_asset
 from event_pipeline.bulk import bulk_import_job
 from event_pipeline.resources import DatabaseResource, MediaStorageResource
 from event_pipeline.resources.io_manager import RunCachedFilesystemIOManager
@@ -23,7 +24,7 @@ import_job = dg.define_asset_job(
 )
 
 defs = dg.Definitions(
-    assets=IMPORT_ASSETS,
+    assets=[*IMPORT_ASSETS, schedule_report_asset],
     asset_checks=CHECKS,
     sensors=SENSORS,
     schedules=SCHEDULES,
