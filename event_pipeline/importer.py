@@ -180,13 +180,15 @@ def plan_step(
     target = validated.target
     if validated.unchanged:
         return _unchanged_plan(engine, spec, target.event_id)
+    normalised = validated.normalised
+    assert normalised is not None and normalised.event is not None  # a changed archive that validated
     if spec is EVENT:
-        return plan_event(target, validated.normalised.event, validated.key)
+        return plan_event(target, normalised.event, validated.key)
     plan = plan_model(
         engine, spec, validated.records(spec), target.event_id, maps, is_new_event=target.is_new, reserve=reserve
     )
     if spec.link:
-        pairs = validated.normalised.links.get(spec.link.table, [])
+        pairs = normalised.links.get(spec.link.table, [])
         wanted, plan.links_add, plan.links_remove = plan_links(
             engine, spec.link, target.event_id, pairs, {**maps, spec.name: plan.id_map}
         )

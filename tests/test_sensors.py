@@ -93,7 +93,12 @@ def test_definitions_wire_the_automation():
         assert definition.default_status.value == "RUNNING", definition.name
     assert reimport_schedule.cron_schedule == "0 3 * * *"
     checks = {key.name for key in defs.resolve_asset_graph().asset_check_keys}
-    assert checks == {"references_stay_in_event", "row_counts_match_archive"}
+    assert checks == {
+        "references_stay_in_event",
+        "row_counts_match_archive",
+        "no_room_double_booking",  # the schedule report's
+        "no_speaker_overlaps",
+    }
 
 
 def test_cron_and_interval_come_from_the_environment(monkeypatch):

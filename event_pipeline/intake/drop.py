@@ -228,7 +228,7 @@ def scan_folder(
                 continue
             state.files[name] = [size, mtime, sha256]
         # Compared on every scan (a dict lookup), so a tick that was never committed is planned again.
-        request = state.plan(archive_key(name), str(path), sha256)
+        request = state.plan(keys.key_from_name(name), str(path), sha256)
         if request:
             scan.requests.append(request)
     return scan
@@ -245,7 +245,7 @@ def scan_s3(url: str, state: State, s3_client=None) -> Scan:
         if reason:
             _note_ignored(state, scan, name, reason)
             continue
-        request = state.plan(archive_key(name), obj.url, obj.etag)
+        request = state.plan(keys.key_from_name(name), obj.url, obj.etag)
         if request:
             scan.requests.append(request)
     state.ignored = [name for name in state.ignored if name in present]

@@ -52,6 +52,13 @@ class Ref:
     inverse: str | None = None  # a list mirroring the target's own reference (a track's ``sessions``)
     link: Link | None = None  # one side of a many-to-many link (a session's ``speakers``)
 
+    @property
+    def fk_column(self) -> str:
+        """The foreign-key column; raises ValueError for a list reference (``ModelSpec.fk_refs`` have one)."""
+        if self.column is None:
+            raise ValueError(f"{self.field} is a list reference, not a foreign key")
+        return self.column
+
 
 def link_refs(link: Link) -> tuple[Ref, Ref]:
     """The owner's and the member's side of ``link`` as references."""

@@ -63,7 +63,7 @@ def _row(spec: ModelSpec, record: NormRecord, maps: dict[str, dict[str, int]]) -
     row = dict(record.values)
     for ref in spec.fk_refs:
         target = record.refs.get(ref.field)
-        row[ref.column] = maps[ref.target].get(target) if target is not None else None
+        row[ref.fk_column] = maps[ref.target].get(target) if target is not None else None
     row["extra"] = record.extra
     row["source_id"] = record.source_id
     row["source_key"] = record.source_key

@@ -20,7 +20,7 @@ def foreign_rows(conn: Connection, event_id: int) -> dict[str, int]:
             target = TABLES[ref.target].alias("target")
             query = (
                 sa.select(sa.func.count())
-                .select_from(table.join(target, table.c[ref.column] == target.c.id))
+                .select_from(table.join(target, table.c[ref.fk_column] == target.c.id))
                 .where(table.c.event_id == event_id, target.c.event_id != event_id)
             )
             found[f"{spec.table}.{ref.column}"] = conn.execute(query).scalar_one()

@@ -58,7 +58,9 @@ def _copy(conn: Connection, table: sa.Table, rows: Iterable[dict[str, Any]], fix
     statement = f'COPY "{table.name}" ({listed}) FROM STDIN'
     dbapi_error = conn.dialect.loaded_dbapi.Error
     try:
-        with conn.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
+        driver = conn.connection.driver_connection
+        assert driver is not None  # a live connection inside the import's transaction
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
             _write_rows(copy, rows, columns, fixed_at, json_at, dumps)
     except dbapi_error as exc:
         # The driver's own error, as SQLAlchemy would raise it (IntegrityError for a duplicate key...),

@@ -106,6 +106,7 @@ def value_problem(value: Any, rule: ColumnRule, *, strings: bool = True) -> str 
     if isinstance(value, NotStorable):
         return f"{value.what}; the database cannot store it"
     if rule.kind == "int" and isinstance(value, int) and not isinstance(value, bool):
+        assert rule.low is not None and rule.high is not None  # every int rule has its range
         if not rule.low <= value <= rule.high:
             digits = len(str(value)) if abs(value) < 10**40 else "more than 40"
             shown = value if abs(value) < 10**40 else f"an integer of {digits} digits"
@@ -168,6 +169,8 @@ def check_records(records: dict[str, list[Any]], problems: Problems, *, strings:
         rules = _rules(TABLES[model])
         file = spec.files[0]
         id_rule, key_rule = rules["source_id"], rules["source_key"]
+        assert id_rule.length is not None and key_rule.length is not None  # both are String(n)
+        id_length, key_length = id_rule.length, key_rule.length
         checked = [(name, rule) for name, rule in _checked_columns(rules, strings) if name in spec.record.model_fields]
         keys: set[str] = set()
         for record in rows:
@@ -175,12 +178,12 @@ def check_records(records: dict[str, list[Any]], problems: Problems, *, strings:
             if source_key in keys:
                 problems.error(file, f"two records have the key {source_key!r}", source_id, "id")
             keys.add(source_key)
-            if len(source_id) > id_rule.length or strings:  # the cheap test first: this runs per record
+            if len(source_id) > id_length or strings:  # the cheap test first: this runs per record
                 if problem := value_problem(source_id, id_rule):
                     problems.error(file, f"id {problem}", source_id, "id")
                 elif source_key != source_id and (problem := value_problem(source_key, key_rule)):
                     problems.error(file, f"generated key {source_key!r}: {problem}", source_id, "id")
-            elif len(source_key) > key_rule.length:
+            elif len(source_key) > key_length:
                 problem = value_problem(source_key, key_rule)
                 problems.error(file, f"generated key {source_key[:40]!r}…: {problem}", source_id, "id")
             values = record.values
