@@ -1,0 +1,88 @@
+"""The schema is managed by Alembic; this module upgrades a database to the newest revision.
+
+Revisions live in ``event_pipeline/model/migrations/versions/`` (shipped in the wheel); the
+environment (``env.py``) compares against :data:`event_pipeline.model.schema.metadata`.
+
+- **First use.** :func:`event_pipeline.db.get_engine` calls :func:`upgrade_schema`, so the first
+  import into a database creates the schema (the baseline revision) and an import into an older
+  database upgrades it. ``validate`` opens its engine without it and writes nothing.
+- **Two processes at once.** The upgrade runs in one transaction (DDL is transactional on both
+  databases) that first takes the schema lock: on PostgreSQL a transaction-scoped advisory lock
+  (:data:`SCHEMA_LOCK_ID`), on SQLite the database's write lock (``BEGIN IMMEDIATE`` from
+  ``db.py``, waited for up to its busy timeout). The second process waits, then finds the
+  database at head and does nothing.
+- **Databases made before Alembic** (tables, but no ``alembic_version``) are adopted by the
+  baseline revision itself, so ``alembic upgrade head`` and the importer treat them alike: it
+  creates the bookkeeping tables they lack (``database_identity``, ``media_claims``), adds the
+  nullable columns added since (``deleted_at``, ``position``, ``hidden_in_scheduler``, the
+  row-per-field ``custom_forms`` columns, ``import_jobs.unmapped``, ...), and on PostgreSQL turns
+  ``source_id``/``source_key`` from TEXT into VARCHAR(255)/VARCHAR(271), refusing (with the table
+  and the count of rows) when a stored id is longer. SQLite does not enforce VARCHAR lengths, so
+  there the declared type stays TEXT (validation reads the limits from the metadata, not the
+  database) and no table is rebuilt.
+- **Adding a revision.** Change ``schema.py`` (or the catalog), then
+  ``alembic revision --autogenerate -m "what and why"`` against a database at head, review the
+  file, and commit it; ``tests/test_migrations.py`` fails while the metadata and the revisions
+  disagree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection, Engine
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+SCHEMA_LOCK_ID = 0x45504C  # any constant shared by every process of this project
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic configuration for the packaged migrations; with ``connection``, ``env.py`` runs the
+    migrations on it, inside the caller's transaction (which must hold :func:`lock`)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """The newest revision id in ``migrations/versions`` (one head: the history is linear)."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, f"no revisions in {MIGRATIONS_DIR}"
+    return head
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The revision recorded in ``alembic_version``; None for an empty or pre-Alembic database."""
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def lock(connection: Connection) -> None:
+    """Serialise schema changes between processes, until ``connection``'s transaction ends.
+
+    PostgreSQL: ``pg_advisory_xact_lock`` (re-entrant within a session). SQLite: nothing to do here,
+    the transaction began with ``BEGIN IMMEDIATE`` (``db.py``) and so holds the write lock already.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": SCHEMA_LOCK_ID})
+
+
+def upgrade_schema(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
+    """Upgrade the database to ``revision`` in one locked transaction; returns (before, after).
+
+    Idempotent; a database already there costs one read. Raises what the migration raises
+    (nothing is changed then), e.g. ``RuntimeError`` from the baseline for a pre-Alembic
+    PostgreSQL database with an id longer than the baseline allows.
+    """
+    with engine.begin() as conn:
+        lock(conn)
+        before = current_revision(conn)
+        if revision == "head" and before == head_revision():
+            return before, before
+        command.upgrade(alembic_config(conn), revision)
+        return before, current_revision(conn)
