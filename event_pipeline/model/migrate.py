@@ -20,6 +20,8 @@ environment (``env.py``) compares against :data:`event_pipeline.model.schema.met
   and the count of rows) when a stored id is longer. SQLite does not enforce VARCHAR lengths, so
   there the declared type stays TEXT (validation reads the limits from the metadata, not the
   database) and no table is rebuilt.
+- **Comparing.** :func:`compare_type` (used by ``env.py`` and the tests) treats TEXT and VARCHAR(n)
+  as one type on SQLite, for that reason.
 - **Adding a revision.** Change ``schema.py`` (or the catalog), then
   ``alembic revision --autogenerate -m "what and why"`` against a database at head, review the
   file, and commit it; ``tests/test_migrations.py`` fails while the metadata and the revisions
@@ -70,6 +72,25 @@ def lock(connection: Connection) -> None:
     """
     if connection.dialect.name == "postgresql":
         connection.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": SCHEMA_LOCK_ID})
+
+
+def compare_type(
+    context: MigrationContext,
+    inspected_column: sa.Column,
+    metadata_column: sa.Column,
+    inspected_type: sa.types.TypeEngine,
+    metadata_type: sa.types.TypeEngine,
+) -> bool | None:
+    """Alembic's type comparison, except that on SQLite TEXT and VARCHAR(n) are the same type.
+
+    SQLite stores both with TEXT affinity and never enforces the length, so a database adopted from
+    before Alembic (TEXT ids) matches the baseline (VARCHAR(255) ids) there. Returns False for that
+    pair, None (Alembic's default comparison) otherwise; PostgreSQL still sees every difference.
+    """
+    texts = (sa.String, sa.Text)
+    if context.dialect.name == "sqlite" and isinstance(inspected_type, texts) and isinstance(metadata_type, texts):
+        return False
+    return None
 
 
 def upgrade_schema(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
