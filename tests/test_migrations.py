@@ -219,3 +219,12 @@ def test_validate_against_an_old_database_writes_nothing(db_url, tmp_path):
     assert payload["diff"]["created"] == 7  # event, form, room, track, type, speaker, session: all new
     assert state() == before
     assert "alembic_version" not in before
+
+
+def test_a_database_from_a_newer_release_is_refused_clearly(db_url):
+    get_engine(db_url)
+    with get_engine(db_url, create_schema=False).begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = 'f00dcafe'"))
+    with pytest.raises(RuntimeError, match="revision 'f00dcafe', which this version of event-pipeline does not have"):
+        migrate.upgrade_schema(get_engine(db_url, create_schema=False))
+    assert scalar(db_url, "select version_num from alembic_version") == "f00dcafe"  # left as it was

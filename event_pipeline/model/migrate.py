@@ -37,6 +37,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy.engine import Connection, Engine
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -98,12 +99,28 @@ def upgrade_schema(engine: Engine, revision: str = "head") -> tuple[str | None, 
 
     Idempotent; a database already there costs one read. Raises what the migration raises
     (nothing is changed then), e.g. ``RuntimeError`` from the baseline for a pre-Alembic
-    PostgreSQL database with an id longer than the baseline allows.
+    PostgreSQL database with an id longer than the baseline allows, or ``RuntimeError`` for a
+    database at a revision this code does not have.
     """
     with engine.begin() as conn:
         lock(conn)
         before = current_revision(conn)
         if revision == "head" and before == head_revision():
             return before, before
+        _check_known(before)
         command.upgrade(alembic_config(conn), revision)
         return before, current_revision(conn)
+
+
+def _check_known(revision: str | None) -> None:
+    """Raise RuntimeError when the database is at a revision this code does not have (a newer release
+    upgraded it), instead of Alembic's "Can't locate revision"."""
+    if revision is None:
+        return
+    try:
+        ScriptDirectory.from_config(alembic_config()).get_revision(revision)
+    except CommandError:
+        raise RuntimeError(
+            f"the database schema is at revision {revision!r}, which this version of event-pipeline does not have"
+            f" (its newest is {head_revision()!r}): a newer release upgraded it; use that release or newer"
+        ) from None
