@@ -267,7 +267,10 @@ def _adopt(bind: sa.Connection, inspector: sa.Inspector, table: str, items: list
         found = existing.get(column.name)
         if found is None:
             if not column.nullable:
-                raise RuntimeError(f"{table}.{column.name} is missing and NOT NULL: not a database this project made")
+                raise RuntimeError(
+                    f"cannot upgrade the schema: {table}.{column.name} is missing and NOT NULL: not a database"
+                    " this project made"
+                )
             op.add_column(table, column)
         elif bind.dialect.name == "postgresql" and _is_bounded(column.type) and _is_text(found["type"]):
             too_long = bind.execute(
@@ -276,8 +279,9 @@ def _adopt(bind: sa.Connection, inspector: sa.Inspector, table: str, items: list
             ).scalar()
             if too_long:
                 raise RuntimeError(
-                    f"{table}.{column.name}: {too_long} row(s) longer than {column.type.length} characters,"
-                    " the limit since the baseline; shorten or delete them, then upgrade again"
+                    f"cannot upgrade the schema: {table}.{column.name}: {too_long} row(s) longer than"
+                    f" {column.type.length} characters, the limit since Alembic's baseline; shorten or delete them,"
+                    " then upgrade again"
                 )
             op.alter_column(table, column.name, type_=column.type, existing_nullable=column.nullable)
 
