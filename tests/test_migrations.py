@@ -36,7 +36,7 @@ TABLES = {
     "id_blocks",
     "database_identity",
     "media_claims",
-    "alembic_version",
+    "alembic_version_event_pipeline",
 }
 MODEL_TABLES = ("events", "social_links", "custom_forms", "microlocations", "sponsors", "speakers", "tracks")
 MODEL_TABLES += ("session_types", "sessions")
@@ -45,7 +45,7 @@ MODEL_TABLES += ("session_types", "sessions")
 def _differences(url: str, target: sa.MetaData = metadata) -> list:
     """What ``alembic check`` would find: the database against ``target``, with the project's comparison."""
     with get_engine(url, create_schema=False).connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": migrate.compare_type})
+        context = MigrationContext.configure(conn, opts=migrate.comparison_options())
         return compare_metadata(context, target)
 
 
@@ -71,11 +71,14 @@ def _columns(url: str, table: str) -> dict[str, sa.types.TypeEngine]:
 def test_baseline_schema_equals_the_metadata(db_url):
     get_engine(db_url)  # first use: the baseline revision creates everything
     assert set(sa.inspect(get_engine(db_url, create_schema=False)).get_table_names()) == TABLES
-    assert scalar(db_url, "select version_num from alembic_version") == "0001"
+    assert scalar(db_url, "select version_num from alembic_version_event_pipeline") == "0001"
     assert _differences(db_url) == []
     (namespace,) = rows(db_url, "select media_namespace from database_identity where id = 1")[0]
     assert namespace.startswith("db-") and len(namespace) == 19  # "db-" and 64 random bits in hex
     assert scalar(db_url, "select count(*) from database_identity") == 1
+    with get_engine(db_url, create_schema=False).begin() as conn:  # another program's table in the database
+        conn.execute(sa.text("CREATE TABLE runs (run_id VARCHAR(255) PRIMARY KEY)"))
+    assert _differences(db_url) == []  # neither proposed for removal nor looked at
     assert run_cli("db", "upgrade", "--database-url", db_url)[1] == {
         "state": "SUCCESS",
         "from_revision": "0001",
@@ -120,7 +123,7 @@ def test_database_made_before_alembic_is_upgraded_by_an_import(db_url, tmp_path)
     code, payload = import_archive(write_zip(tmp_path / "migrated.zip", EXPORT), db_url)
 
     assert code == 0, payload
-    assert scalar(db_url, "select version_num from alembic_version") == "0001"
+    assert scalar(db_url, "select version_num from alembic_version_event_pipeline") == "0001"
     assert _differences(db_url) == []
     for table in MODEL_TABLES:
         assert "deleted_at" in _columns(db_url, table), table
@@ -189,7 +192,7 @@ def test_an_old_id_longer_than_the_baseline_allows(db_url, tmp_path):
     if db_url.startswith("postgresql"):
         with pytest.raises(RuntimeError, match=r"events\.source_id: 1 row\(s\) longer than 255 characters"):
             migrate.upgrade_schema(engine)
-        assert not sa.inspect(engine).has_table("alembic_version")
+        assert not sa.inspect(engine).has_table("alembic_version_event_pipeline")
         assert "deleted_at" not in _columns(db_url, "events")  # the whole upgrade was rolled back
     else:
         assert migrate.upgrade_schema(engine) == (None, "0001")
@@ -197,7 +200,7 @@ def test_an_old_id_longer_than_the_baseline_allows(db_url, tmp_path):
 
 
 def test_validate_against_an_old_database_writes_nothing(db_url, tmp_path):
-    """``validate`` diffs against the old tables as they are: no upgrade, no alembic_version, no row."""
+    """``validate`` diffs against the old tables as they are: no upgrade, no alembic_version_event_pipeline, no row."""
     _make_legacy(db_url)
     engine = get_engine(db_url, create_schema=False)
 
@@ -218,13 +221,13 @@ def test_validate_against_an_old_database_writes_nothing(db_url, tmp_path):
     assert payload["state"] == "VALID"
     assert payload["diff"]["created"] == 7  # event, form, room, track, type, speaker, session: all new
     assert state() == before
-    assert "alembic_version" not in before
+    assert "alembic_version_event_pipeline" not in before
 
 
 def test_a_database_from_a_newer_release_is_refused_clearly(db_url):
     get_engine(db_url)
     with get_engine(db_url, create_schema=False).begin() as conn:
-        conn.execute(sa.text("UPDATE alembic_version SET version_num = 'f00dcafe'"))
+        conn.execute(sa.text("UPDATE alembic_version_event_pipeline SET version_num = 'f00dcafe'"))
     with pytest.raises(RuntimeError, match="revision 'f00dcafe', which this version of event-pipeline does not have"):
         migrate.upgrade_schema(get_engine(db_url, create_schema=False))
-    assert scalar(db_url, "select version_num from alembic_version") == "f00dcafe"  # left as it was
+    assert scalar(db_url, "select version_num from alembic_version_event_pipeline") == "f00dcafe"  # left as it was

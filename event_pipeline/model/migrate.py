@@ -11,7 +11,7 @@ environment (``env.py``) compares against :data:`event_pipeline.model.schema.met
   (:data:`SCHEMA_LOCK_ID`), on SQLite the database's write lock (``BEGIN IMMEDIATE`` from
   ``db.py``, waited for up to its busy timeout). The second process waits, then finds the
   database at head and does nothing.
-- **Databases made before Alembic** (tables, but no ``alembic_version``) are adopted by the
+- **Databases made before Alembic** (tables, but no ``alembic_version_event_pipeline``) are adopted by the
   baseline revision itself, so ``alembic upgrade head`` and the importer treat them alike: it
   creates the bookkeeping tables they lack (``database_identity``, ``media_claims``), adds the
   nullable columns added since (``deleted_at``, ``position``, ``hidden_in_scheduler``, the
@@ -42,6 +42,9 @@ from sqlalchemy.engine import Connection, Engine
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SCHEMA_LOCK_ID = 0x45504C  # any constant shared by every process of this project
+# Not Alembic's default "alembic_version": Dagster's PostgreSQL storage keeps its own revision there, and
+# an operator may point Dagster and the imports at one database.
+VERSION_TABLE = "alembic_version_event_pipeline"
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -61,8 +64,8 @@ def head_revision() -> str:
 
 
 def current_revision(connection: Connection) -> str | None:
-    """The revision recorded in ``alembic_version``; None for an empty or pre-Alembic database."""
-    return MigrationContext.configure(connection).get_current_revision()
+    """The revision recorded in ``alembic_version_event_pipeline``; None for an empty or pre-Alembic database."""
+    return MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).get_current_revision()
 
 
 def lock(connection: Connection) -> None:
@@ -92,6 +95,21 @@ def compare_type(
     if context.dialect.name == "sqlite" and isinstance(inspected_type, texts) and isinstance(metadata_type, texts):
         return False
     return None
+
+
+def _own_table(name: str | None, type_: str, parent_names: dict) -> bool:
+    """Autogenerate looks only at this project's tables: a database shared with Dagster's storage (or
+    anything else) must never get a revision dropping their tables. A table removed from the
+    metadata therefore needs a hand-written ``op.drop_table``."""
+    from event_pipeline.model.schema import metadata
+
+    return type_ != "table" or name in metadata.tables
+
+
+def comparison_options() -> dict:
+    """The ``MigrationContext`` options for comparing a database with the metadata, used by ``env.py``
+    (``alembic revision --autogenerate``, ``alembic check``) and by the tests."""
+    return {"compare_type": compare_type, "include_name": _own_table, "version_table": VERSION_TABLE}
 
 
 def upgrade_schema(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:

@@ -29,7 +29,7 @@ def _run(connection) -> None:  # noqa: ANN001 - a SQLAlchemy Connection
         target_metadata=metadata,
         transactional_ddl=True,
         render_as_batch=True,
-        compare_type=migrate.compare_type,
+        **migrate.comparison_options(),
     )
     context.run_migrations()
 

@@ -9,7 +9,7 @@ written once (:func:`_bookkeeping`, :func:`_model_table`), each table's record c
 by type, and the constraint and index names are those of the metadata's naming convention. This
 file is frozen: a later change of the schema is a new revision, never an edit here.
 
-A database made before Alembic (tables, no ``alembic_version``) is brought to this schema instead
+A database made before Alembic (tables, no ``alembic_version_event_pipeline``) is brought to this schema instead
 of created: missing tables are created, missing nullable columns added, and on PostgreSQL
 ``source_id``/``source_key`` become VARCHAR(255)/VARCHAR(271) (they were TEXT); see
 ``event_pipeline/model/migrate.py``.
