@@ -231,3 +231,15 @@ def test_a_database_from_a_newer_release_is_refused_clearly(db_url):
     with pytest.raises(RuntimeError, match="revision 'f00dcafe', which this version of event-pipeline does not have"):
         migrate.upgrade_schema(get_engine(db_url, create_schema=False))
     assert scalar(db_url, "select version_num from alembic_version_event_pipeline") == "f00dcafe"  # left as it was
+
+
+def test_database_made_by_the_last_release_before_alembic_keeps_its_media_namespace(db_url):
+    """That release created the whole current schema with ``create_all`` and one identity row: the upgrade only
+    records the revision, and the media namespace (every stored media key starts with it) stays."""
+    engine = get_engine(db_url, create_schema=False)
+    with engine.begin() as conn:
+        metadata.create_all(conn)
+        conn.execute(sa.text("INSERT INTO database_identity (id, media_namespace) VALUES (1, 'db-0123456789abcdef')"))
+    assert migrate.upgrade_schema(engine) == (None, "0001")
+    assert rows(db_url, "select id, media_namespace from database_identity") == [(1, "db-0123456789abcdef")]
+    assert _differences(db_url) == []

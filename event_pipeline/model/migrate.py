@@ -11,20 +11,23 @@ environment (``env.py``) compares against :data:`event_pipeline.model.schema.met
   (:data:`SCHEMA_LOCK_ID`), on SQLite the database's write lock (``BEGIN IMMEDIATE`` from
   ``db.py``, waited for up to its busy timeout). The second process waits, then finds the
   database at head and does nothing.
-- **Databases made before Alembic** (tables, but no ``alembic_version_event_pipeline``) are adopted by the
-  baseline revision itself, so ``alembic upgrade head`` and the importer treat them alike: it
-  creates the bookkeeping tables they lack (``database_identity``, ``media_claims``), adds the
-  nullable columns added since (``deleted_at``, ``position``, ``hidden_in_scheduler``, the
-  row-per-field ``custom_forms`` columns, ``import_jobs.unmapped``, ...), and on PostgreSQL turns
+- **Its own version table.** The revision is kept in ``alembic_version_event_pipeline``, not
+  Alembic's default ``alembic_version``, which Dagster's PostgreSQL storage uses in a database the
+  two may share; for the same reason autogenerate looks only at this project's tables.
+- **Databases made before Alembic** (tables, but no version table) are adopted by the baseline
+  revision itself, so ``alembic upgrade head`` and the importer treat them alike: it creates the
+  bookkeeping tables they lack (``database_identity``, ``media_claims``), adds the nullable
+  columns added since (``deleted_at``, ``position``, ``hidden_in_scheduler``, the row-per-field
+  ``custom_forms`` columns, ``import_jobs.unmapped``, ...), and on PostgreSQL turns
   ``source_id``/``source_key`` from TEXT into VARCHAR(255)/VARCHAR(271), refusing (with the table
   and the count of rows) when a stored id is longer. SQLite does not enforce VARCHAR lengths, so
   there the declared type stays TEXT (validation reads the limits from the metadata, not the
-  database) and no table is rebuilt.
-- **Comparing.** :func:`compare_type` (used by ``env.py`` and the tests) treats TEXT and VARCHAR(n)
-  as one type on SQLite, for that reason.
+  database) and no table is rebuilt; :func:`compare_type` (used by ``env.py`` and the tests)
+  treats TEXT and VARCHAR(n) as one type on SQLite for that reason.
+- **A newer database** (at a revision this code does not have) is refused with a clear error.
 - **Adding a revision.** Change ``schema.py`` (or the catalog), then
-  ``alembic revision --autogenerate -m "what and why"`` against a database at head, review the
-  file, and commit it; ``tests/test_migrations.py`` fails while the metadata and the revisions
+  ``alembic revision --autogenerate -m "what and why"`` against a fresh database at head (README),
+  review the file, and commit it; ``tests/test_migrations.py`` fails while the metadata and the revisions
   disagree.
 """
 
