@@ -392,7 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("path")
     val.add_argument("--key", help=key_help)
     val.add_argument("--database-url")
-    db = sub.add_parser("db", help="the database schema (Alembic)").add_subparsers(dest="db_command", required=True)
+    db = sub.add_parser("db", help="the database schema (Alembic)").add_subparsers(
+        dest="db_command", metavar="action", required=True
+    )
     upgrade = db.add_parser("upgrade", help="create the schema, or upgrade it to the newest revision")
     upgrade.add_argument("--database-url")
     return parser
