@@ -358,6 +358,19 @@ class UsageError(Exception):
         self.parser = parser
 
 
+def run_db_upgrade(database_url: str | None) -> int:
+    """``db upgrade``: the schema at the newest Alembic revision; prints the revisions before and after."""
+    from event_pipeline.db import get_engine, url_problem
+    from event_pipeline.model import migrate
+
+    url = settings.database_url(database_url)
+    problem = url_problem(url)
+    if problem:
+        return _failure([Problem(None, None, "database_url", problem)])
+    before, after = migrate.upgrade_schema(get_engine(url, create_schema=False))
+    return _emit({"state": "SUCCESS", "from_revision": before, "revision": after})
+
+
 class _Parser(argparse.ArgumentParser):
     """An argument parser that raises instead of exiting, so a usage error still ends in a JSON line."""
 
@@ -366,7 +379,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line: ``import [path] [--key] [--force] [--database-url]`` and ``validate path ...``."""
+    """The command line: ``import [path] [--key] [--force] [--database-url]``, ``validate path ...``, ``db upgrade``."""
     key_help = "archive key (default: the file name without .zip; letters, digits, '.', '_', '-'; see README)"
     parser = _Parser(prog="event-pipeline", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -379,6 +392,11 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("path")
     val.add_argument("--key", help=key_help)
     val.add_argument("--database-url")
+    db = sub.add_parser("db", help="the database schema (Alembic)").add_subparsers(
+        dest="db_command", metavar="action", required=True
+    )
+    upgrade = db.add_parser("upgrade", help="create the schema, or upgrade it to the newest revision")
+    upgrade.add_argument("--database-url")
     return parser
 
 
@@ -398,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
             return USAGE_EXIT
         # Everything but the final JSON line goes to stderr.
         logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
+        if args.command == "db":
+            return run_db_upgrade(args.database_url)
         if args.command == "import":
             return run_import(args.path or str(settings.example_archive()), args.key, args.force, args.database_url)
         return run_validate(args.path, args.key, args.database_url)

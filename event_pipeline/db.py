@@ -7,7 +7,7 @@ import functools
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-from event_pipeline.model.schema import ensure_schema
+from event_pipeline.model.migrate import upgrade_schema
 
 
 def normalise_url(url: str) -> str:
@@ -40,7 +40,8 @@ def url_problem(url: str) -> str | None:
 
 @functools.lru_cache(maxsize=16)
 def get_engine(url: str, create_schema: bool = True) -> Engine:
-    """An engine for ``url``; the schema is created on first use unless told not to."""
+    """An engine for ``url``; on first use the schema is created, or upgraded to the newest Alembic
+    revision (:func:`event_pipeline.model.migrate.upgrade_schema`), unless ``create_schema`` is false."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         # The driver's own BEGIN is deferred: a transaction that reads first and
@@ -62,7 +63,7 @@ def get_engine(url: str, create_schema: bool = True) -> Engine:
     else:
         engine = sa.create_engine(url, pool_pre_ping=True)
     if create_schema:
-        ensure_schema(engine)
+        upgrade_schema(engine)
     return engine
 
 

@@ -56,8 +56,8 @@ def _both(path: Path, url: str, key: str | None = None) -> tuple[dict, dict]:
     return validated, imported
 
 
-# Written with the schema or by every run, whatever the archive: not import data.
-BOOKKEEPING = ("import_jobs", "id_blocks", "database_identity", "media_claims")
+# Written with the schema (the Alembic revision too) or by every run, whatever the archive: not import data.
+BOOKKEEPING = ("import_jobs", "id_blocks", "database_identity", "media_claims", "alembic_version_event_pipeline")
 
 
 def _refused(path: Path, url: str, errors: list[dict], key: str | None = None) -> dict:

@@ -6,19 +6,19 @@ second record with the same source id gets ``id#2``), ``content_hash`` (to
 tell unchanged rows from changed ones without comparing every column) and
 ``extra`` (source fields that are not columns, so nothing is lost).
 
-The metadata carries a naming convention so Alembic autogenerate can manage
-later migrations; ``ensure_schema`` creates what is missing on first use.
+The metadata carries a naming convention, so constraint and index names are
+stable across databases. Alembic manages the schema (``migrate.py``, revisions
+in ``migrations/versions/``): a change here needs a new revision, and
+``tests/test_migrations.py`` fails until it exists.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 import typing
 from types import UnionType
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
 from event_pipeline.model.catalog import BY_NAME, EVENT, LINKS, MODELS, Link, ModelSpec
 
@@ -148,7 +148,7 @@ id_blocks = sa.Table(
 
 # This database's identity: media keys start with its ``media_namespace``, so two
 # databases sharing one media folder or bucket never see (or delete) each other's
-# objects. One row, created with the schema, never changed.
+# objects. One row, created with the schema (the baseline revision), never changed.
 database_identity = sa.Table(
     "database_identity",
     metadata,
@@ -169,37 +169,3 @@ media_claims = sa.Table(
     sa.Column("pid", sa.Integer),
     sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
 )
-
-
-SCHEMA_LOCK_ID = 0x45504C  # any constant shared by every process of this project
-
-
-def ensure_schema(engine: Engine) -> None:
-    """Create any missing table, and add any missing nullable column to an existing one (a database
-    made by an earlier version); idempotent, and safe when several imports start at once."""
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": SCHEMA_LOCK_ID})
-        metadata.create_all(conn, checkfirst=True)
-        if conn.execute(sa.select(database_identity.c.id)).first() is None:
-            # 64 random bits: two databases sharing a media store never pick the same namespace.
-            conn.execute(database_identity.insert().values(id=1, media_namespace=f"db-{secrets.token_hex(8)}"))
-        _add_missing_columns(conn)
-
-
-def _add_missing_columns(conn: sa.Connection) -> None:
-    """``ALTER TABLE ... ADD COLUMN`` for the nullable columns a table lacks. Only additions, which
-    both databases do in place; anything else needs a real migration."""
-    inspector = sa.inspect(conn)
-    preparer = conn.dialect.identifier_preparer
-    for table in metadata.sorted_tables:
-        present = {c["name"] for c in inspector.get_columns(table.name)}
-        for column in table.columns:
-            if column.name in present or not column.nullable:
-                continue
-            kind = column.type.compile(dialect=conn.dialect)
-            conn.execute(
-                sa.text(
-                    f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN {preparer.format_column(column)} {kind}"
-                )
-            )
