@@ -36,7 +36,7 @@ from event_pipeline import importer
 from event_pipeline.assets import ARCHIVES
 from event_pipeline.definitions import IMPORT_JOB_NAME, defs
 from event_pipeline.media import fetch as fetch_module
-from event_pipeline.media import plan as media_plan
+from event_pipeline.media import upload as media_plan
 from event_pipeline.media.storage import LocalStorage, S3Storage, StorageError, valid_key
 
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
