@@ -121,6 +121,13 @@ class Settings(BaseSettings):
         description="YAML the bulk job's Celery executor and its workers read",
         json_schema_extra={"shown_default": "`deploy/celery.yaml` of the checkout"},
     )
+    celery_broker: str | None = Field(
+        None,
+        repr=False,  # may carry a password
+        description="broker URL of the bulk job's Celery executor and workers; read by dagster-celery itself, as "
+        "`{env: EVENT_PIPELINE_CELERY_BROKER}` in `deploy/celery.k8s.yaml`, so it never enters run config",
+        json_schema_extra={"shown_default": "`deploy/celery.yaml`'s local RabbitMQ"},
+    )
     io_dir: str | None = Field(
         None,
         description="folder (shared by all workers) for the bulk job's step outputs",

@@ -61,6 +61,8 @@ def test_every_variable_the_code_names_is_a_setting_and_only_settings_reads_them
         named |= set(re.findall(r"EVENT_PIPELINE_[A-Z_]*[A-Z](?![A-Za-z_<*])", text))
         if path.name != "settings.py" and re.search(r"(os\.environ|os\.getenv)[^\n]*EVENT_PIPELINE_", text):
             readers.append(path.relative_to(package).as_posix())
+    for path in [*(settings.PROJECT_DIR / "deploy").iterdir(), *(settings.PROJECT_DIR / "docs").glob("*.md")]:
+        named |= set(re.findall(r"EVENT_PIPELINE_[A-Z_]*[A-Z](?![A-Za-z_<*])", path.read_text()))  # what operators set
     fields = {settings.variable(name) for name in settings.Settings.model_fields}
     assert named - fields == set()  # "EVENT_PIPELINE_<NAME>", "_MEDIA_FETCH_*" name none
     assert len(fields) >= 30 and "DAGSTER_HOME" in fields
