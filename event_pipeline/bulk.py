@@ -24,19 +24,18 @@ which imports the archive again; nothing of the killed attempt was
 committed (one transaction per import). See docs/deploy.md.
 """
 
-import os
 import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import dagster as dg
 import yaml
-from dagster._core.definitions.utils import is_valid_name  # the rule Dagster checks mapping keys by
 from dagster_celery import celery_executor
 from pydantic import Field
 from sqlalchemy.engine import Engine
 
 from event_pipeline import settings
+from event_pipeline.assets import materializations
 from event_pipeline.assets.archive import resolve_path
 from event_pipeline.assets.common import ARCHIVES, failure, recording_failure
 from event_pipeline.importer import plan_all, publish_step, release_frozen, validate_archive
@@ -52,7 +51,6 @@ from event_pipeline.resources import DatabaseResource, MediaStorageResource
 
 BULK_JOB_NAME = "bulk_import"
 CELERY_CONFIG_ENV = "EVENT_PIPELINE_CELERY_CONFIG"
-IO_DIR_ENV = "EVENT_PIPELINE_IO_DIR"
 DEFAULT_CELERY_CONFIG: dict[str, Any] = {
     "broker": "amqp://guest:guest@127.0.0.1:5672//",
     "backend": "rpc://",
@@ -67,9 +65,9 @@ DEFAULT_CELERY_CONFIG: dict[str, Any] = {
 
 def celery_config_path() -> Path | None:
     """``EVENT_PIPELINE_CELERY_CONFIG``, else ``deploy/celery.yaml`` of a checkout (or image), else none."""
-    configured = os.environ.get(CELERY_CONFIG_ENV)
+    configured = settings.current().celery_config
     if configured:
-        return Path(configured)
+        return configured
     default = settings.PROJECT_DIR / "deploy" / "celery.yaml"
     return default if default.is_file() else None
 
@@ -87,13 +85,23 @@ def celery_executor_config(path: Path | None = None) -> dict[str, Any]:
 # The plain steps
 
 
+def _dagster_takes(mapping_key: str) -> bool:
+    """Whether Dagster accepts ``mapping_key``: asked of ``dg.DynamicOutput`` itself, which checks it by
+    Dagster's own rule (its regex and its reserved words), so the rule is never copied here."""
+    try:
+        dg.DynamicOutput(None, mapping_key=mapping_key)
+    except dg.DagsterInvalidDefinitionError:
+        return False
+    return True
+
+
 def mapping_keys(keys: list[str]) -> list[str]:
     """Dagster mapping keys (``[A-Za-z0-9_]+``, unique, not a reserved word) that read like the archive keys."""
     seen: set[str] = set()
     out = []
     for key in keys:
         base = re.sub(r"[^A-Za-z0-9_]", "_", key) or "archive"
-        if not is_valid_name(base):  # "conf", "input", "class": one such archive failed the whole run
+        if not _dagster_takes(base):  # "conf", "input", "class": one such archive failed the whole run
             base += "_"
         candidate, n = base, 1
         while candidate in seen:
@@ -294,6 +302,10 @@ def import_one(
         policy=media_storage.fetch_policy(),
         log=context.log,
     )
+    for event in materializations.of_import(
+        outcome, partition=item["key"], source=f"bulk import, import_jobs run_id {job_id}"
+    ):
+        context.log_event(event)  # the bulk import shows in the asset catalog, partition by partition
     diff = outcome["diff"]
     summary = {
         "key": item["key"],
@@ -320,15 +332,15 @@ def bulk_summary(context: dg.OpExecutionContext, results: list[dict]) -> dict:
 def _io_manager() -> dg.FilesystemIOManager:
     """Step outputs (small dicts) go through files: ``EVENT_PIPELINE_IO_DIR`` when workers run on
     several machines (a volume they all mount), else the instance's storage folder."""
-    return dg.FilesystemIOManager(base_dir=os.environ.get(IO_DIR_ENV) or None)
+    return dg.FilesystemIOManager(base_dir=settings.current().io_dir)
 
 
 @dg.job(
     name=BULK_JOB_NAME,
     executor_def=celery_executor.configured(celery_executor_config()),
     resource_defs={
-        "database": DatabaseResource(),
-        "media_storage": MediaStorageResource(),
+        "database": DatabaseResource.from_settings(),
+        "media_storage": MediaStorageResource.from_settings(),
         "io_manager": _io_manager(),
     },
     tags={"event_pipeline/source": "bulk"},

@@ -30,9 +30,9 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from event_pipeline import settings
 from event_pipeline.intake import keys
 from event_pipeline.problems import ImportFailed, Problem
 from event_pipeline.redact import mask
@@ -90,6 +90,25 @@ def _interrupted(when: str) -> str:
     received = _received()
     name = signal.Signals(received[0]).name if received else "a signal"
     return f"interrupted by {name} {when}"
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM held back by the kernel for the block, delivered (and handled) as soon as it ends."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+def _settings() -> ModuleType:
+    """:mod:`event_pipeline.settings`, first imported with the stop signals held: it loads pydantic, whose
+    compiled core aborts with an uncatchable panic when a KeyboardInterrupt interrupts its initialisation.
+    A signal received meanwhile stops the command right after (one FAILURE line, as ever)."""
+    with _signals_held():
+        from event_pipeline import settings
+    return settings
 
 
 def _emit(payload: dict[str, Any]) -> int:
@@ -164,22 +183,22 @@ def run_import(path: str, key: str | None, force: bool, database_url: str | None
     anything is written). After the job, :func:`_settle` decides what to
     print from what was committed.
     """
+    settings = _settings()
     url = settings.database_url(database_url)
     archive, key, refused = _checked(path, key, url)
     if refused:
         return _failure(refused, key)
-    # The resource reads the URL from the environment, never from run config
-    # (which Dagster stores and displays), so a password stays out of it.
-    os.environ["EVENT_PIPELINE_DATABASE_URL"] = url
-    os.environ["DAGSTER_HOME"] = str(settings.dagster_home())
+    home = settings.dagster_home()
+    os.environ["DAGSTER_HOME"] = str(home)  # the instance of this run, for Dagster and whatever it starts
 
     import dagster as dg
 
     from event_pipeline.assets import ARCHIVES
     from event_pipeline.assets.common import HOST_TAG, KEY_TAG, PID_TAG
-    from event_pipeline.definitions import IMPORT_JOB_NAME, defs
+    from event_pipeline.definitions import IMPORT_JOB_NAME, defs, import_run_config
+    from event_pipeline.resources.database import run_scoped
 
-    with _home_lock(Path(os.environ["DAGSTER_HOME"])):
+    with _home_lock(home):
         # A fresh SQLite-backed home creates its tables on first use; two
         # imports starting at once must not both try.
         instance = dg.DagsterInstance.get()
@@ -198,7 +217,10 @@ def run_import(path: str, key: str | None, force: bool, database_url: str | None
                     instance=instance,
                     partition_key=key,
                     run_id=run_id,
-                    run_config={"ops": {"archive": {"config": {"path": str(archive), "force": force}}}},
+                    run_config=import_run_config(str(archive), force=force),
+                    # The URL goes to this run's resource object, not to run config or the environment:
+                    # Dagster stores run config (and config defaults) in its run storage and shows them.
+                    resources={"database": run_scoped(url)},
                     tags={
                         KEY_TAG: key,
                         HOST_TAG: socket.gethostname(),
@@ -320,6 +342,7 @@ def _validation_engine(url: str) -> Engine:
 
 def run_validate(path: str, key: str | None, database_url: str | None) -> int:
     """Dry run: every problem and the would-be diff; writes nothing anywhere (no data folder, no SQLite file)."""
+    settings = _settings()
     from event_pipeline import importer
     from event_pipeline.publish import result
 
@@ -360,6 +383,7 @@ class UsageError(Exception):
 
 def run_db_upgrade(database_url: str | None) -> int:
     """``db upgrade``: the schema at the newest Alembic revision; prints the revisions before and after."""
+    from event_pipeline import settings
     from event_pipeline.db import get_engine, url_problem
     from event_pipeline.model import migrate
 
@@ -419,7 +443,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "db":
             return run_db_upgrade(args.database_url)
         if args.command == "import":
-            return run_import(args.path or str(settings.example_archive()), args.key, args.force, args.database_url)
+            example = str(_settings().example_archive())
+            return run_import(args.path or example, args.key, args.force, args.database_url)
         return run_validate(args.path, args.key, args.database_url)
     except KeyboardInterrupt:  # before the job started (or in validate): nothing was committed
         _defer_stops()

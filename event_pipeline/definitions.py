@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import dagster as dg
 
-from event_pipeline.assets import GROUP, IMPORT_ASSETS
+from event_pipeline.assets import IMPORT_ASSETS
+from event_pipeline.assets.archive import import_run_config
 from event_pipeline.assets.checks import CHECKS
+from event_pipeline.assets.job import IMPORT_JOB_NAME, import_job
 from event_pipeline.assets.report import schedule_report_asset
 from event_pipeline.bulk import bulk_import_job
 from event_pipeline.resources import DatabaseResource, MediaStorageResource
 from event_pipeline.resources.io_manager import RunCachedFilesystemIOManager
 from event_pipeline.sensors import SCHEDULES, SENSORS
 
-IMPORT_JOB_NAME = "import_archive"
-
-# In-process: the multiprocess executor costs about 2 s per step here, more
-# than a whole import; the steps also share the database engine this way.
-import_job = dg.define_asset_job(
-    IMPORT_JOB_NAME,
-    selection=dg.AssetSelection.groups(GROUP),
-    executor_def=dg.in_process_executor,
-    description="Import one Open Event archive (partition = archive key).",
-)
+__all__ = ["IMPORT_JOB_NAME", "defs", "import_job", "import_run_config"]
 
 defs = dg.Definitions(
     assets=[*IMPORT_ASSETS, schedule_report_asset],
@@ -30,8 +23,8 @@ defs = dg.Definitions(
     schedules=SCHEDULES,
     jobs=[import_job, bulk_import_job],
     resources={
-        "database": DatabaseResource(),
-        "media_storage": MediaStorageResource(),
+        "database": DatabaseResource.from_settings(),
+        "media_storage": MediaStorageResource.from_settings(),
         "io_manager": RunCachedFilesystemIOManager(),
     },
 )

@@ -12,7 +12,6 @@ The URL may carry a password, so it only ever appears masked (:func:`mask`).
 from __future__ import annotations
 
 import logging
-import os
 import smtplib
 import socket
 import ssl
@@ -22,6 +21,7 @@ from email.utils import formatdate, make_msgid
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from event_pipeline import settings
 from event_pipeline.redact import mask
 
 log = logging.getLogger("event_pipeline.notify")
@@ -89,7 +89,7 @@ def failure_message(job: dict[str, Any], event_name: str | None = None) -> Notif
 
 
 def recipients() -> list[str]:
-    return [a.strip() for a in os.environ.get("EVENT_PIPELINE_NOTIFY_TO", "").split(",") if a.strip()]
+    return [a.strip() for a in settings.current().notify_to.split(",") if a.strip()]
 
 
 def send(notification: Notification, logger: logging.Logger | Any = None) -> bool:
@@ -99,7 +99,7 @@ def send(notification: Notification, logger: logging.Logger | Any = None) -> boo
     notifies, and later notifications.
     """
     logger = logger or log
-    url = os.environ.get("EVENT_PIPELINE_SMTP_URL")
+    url = settings.current().smtp_url
     to = recipients()
     if not url or not to:
         logger.info(f"{notification.subject}\n{notification.body}")
@@ -120,7 +120,7 @@ def _send_smtp(url: str, to: list[str], notification: Notification) -> None:
         raise ValueError(f"unsupported scheme {parts.scheme!r}: use smtp:// or smtps://")
     options = {k: v[-1].lower() for k, v in parse_qs(parts.query).items()}
     host = parts.hostname or "localhost"
-    sender = os.environ.get("EVENT_PIPELINE_NOTIFY_FROM") or f"event-pipeline@{socket.gethostname()}"
+    sender = settings.current().notify_from or f"event-pipeline@{socket.gethostname()}"
     message = EmailMessage()
     message["Subject"] = notification.subject
     message["From"] = sender

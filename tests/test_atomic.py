@@ -10,7 +10,7 @@ from conftest import import_archive, rows, sample, scalar
 
 from event_pipeline import importer
 from event_pipeline.assets import ARCHIVES
-from event_pipeline.definitions import IMPORT_JOB_NAME, defs
+from event_pipeline.definitions import IMPORT_JOB_NAME, defs, import_run_config
 
 MODEL_TABLES = [
     "events",
@@ -113,3 +113,35 @@ def test_reexecution_from_failure_completes_the_import(db_url, monkeypatch):
     assert scalar(db_url, "select count(*) from sessions") == 82
     assert scalar(db_url, "select count(*) from session_speakers") == 103
     assert [r[0] for r in rows(db_url, "select state from import_jobs order by id")] == ["FAILURE", "SUCCESS"]
+
+
+def test_the_failure_hook_closes_the_row_of_any_failed_step(db_url, monkeypatch, tmp_path):
+    """A step that fails outside its asset's body (its output cannot be stored: disk full) still closes the
+    run's import_jobs row as FAILURE with the error, by the job's failure hook alone (no CLI to settle it)."""
+    import errno
+
+    from event_pipeline.resources import io_manager
+
+    original = io_manager._RunCachedIOManager.handle_output
+
+    def disk_full_on_sessions(self, context, obj):
+        if context.asset_key.to_user_string() == "sessions":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(self, context, obj)
+
+    monkeypatch.setattr(io_manager._RunCachedIOManager, "handle_output", disk_full_on_sessions)
+    monkeypatch.setenv("EVENT_PIPELINE_DATABASE_URL", db_url)
+    path = write_zip(tmp_path / "conf.zip", kebab_event())
+    with dg.DagsterInstance.get() as instance:
+        instance.add_dynamic_partitions(ARCHIVES.name, ["conf"])
+        outcome = import_job().execute_in_process(
+            instance=instance,
+            partition_key="conf",
+            run_config=import_run_config(str(path)),
+            raise_on_error=False,
+        )
+    assert not outcome.success
+    [job] = rows(db_url, "select key, run_id, state, error from import_jobs")
+    assert (job.key, job.run_id, job.state) == ("conf", outcome.run_id, "FAILURE")
+    assert "No space left on device" in job.error
+    assert all(n == 0 for n in _total_rows(db_url).values())

@@ -20,6 +20,7 @@ from test_media import check_media_stored, media_event
 from event_pipeline import bulk, importer
 from event_pipeline.db import get_engine
 from event_pipeline.definitions import defs
+from event_pipeline.model.catalog import MODELS
 from event_pipeline.publish.locks import KeyLockTimeout, holder_pids, key_lock, lock_id
 
 
@@ -206,6 +207,7 @@ def test_bulk_job_imports_each_archive_in_its_own_step(db_url, tmp_path, monkeyp
     assert [r for _, r, _ in jobs] == [f"{result.run_id}/{i}" for i in range(4)]
     with dg.DagsterInstance.get() as instance:
         assert sorted(instance.get_dynamic_partitions("archives")) == ["conf-0", "conf-1", "conf-2", "extra"]
+        _assert_in_the_asset_catalog(instance, result.run_id, ["conf-0", "conf-1", "conf-2", "extra"])
 
     # No paths: every known key again, each from the file it was last imported from; unchanged bytes are no-ops.
     again = _run_bulk({})
@@ -213,6 +215,21 @@ def test_bulk_job_imports_each_archive_in_its_own_step(db_url, tmp_path, monkeyp
     summary = again.output_for_node("bulk_summary")
     assert summary["archives"] == 4 and summary["unchanged_archives"] == 4 and summary["created"] == 0
     assert scalar(db_url, "select count(*) from events") == 4
+
+
+def _assert_in_the_asset_catalog(instance: dg.DagsterInstance, run_id: str, keys: list[str]) -> None:
+    """Every asset of the import graph has a materialization of each key's partition from the bulk run,
+    with the model's figures: the records of the archive (kebab_event's lists), all created."""
+    archive = kebab_event()
+    for asset in ["archive", *(spec.name for spec in MODELS), "media", "import_result"]:
+        assert instance.get_materialized_partitions(dg.AssetKey(asset)) == set(keys), asset
+    for name, source in (("sessions", "sessions"), ("speakers", "speakers"), ("tracks", "tracks")):
+        records = instance.fetch_materializations(dg.AssetKey(name), limit=100).records
+        assert sorted(r.partition_key for r in records if r.run_id == run_id) == sorted(keys)
+        for record in records:
+            metadata = record.asset_materialization.metadata
+            assert metadata["records"].value == len(archive[source]), name
+            assert (metadata["created"].value, metadata["updated"].value) == (len(archive[source]), 0)
 
 
 def test_a_bad_archive_fails_its_own_step_only(db_url, tmp_path, monkeypatch):
@@ -228,6 +245,8 @@ def test_a_bad_archive_fails_its_own_step_only(db_url, tmp_path, monkeypatch):
     assert "import_one[good]" in {e.step_key for e in result.all_events if e.is_step_success}
     states = dict(rows(db_url, "select key, state from import_jobs"))
     assert states == {"good": "SUCCESS", "bad": "FAILURE", "missing": "FAILURE"}
+    with dg.DagsterInstance.get() as instance:  # only what was imported is in the asset catalog
+        assert instance.get_materialized_partitions(dg.AssetKey("sessions")) == {"good"}
     assert "sessions: invalid JSON" in scalar(db_url, "select error from import_jobs where key = 'bad'")
     assert "archive not found" in scalar(db_url, "select error from import_jobs where key = 'missing'")
     assert [r[0] for r in rows(db_url, "select import_key from events")] == ["good"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from conftest import BROKEN_SAMPLE, rows, sample
+from conftest import BROKEN_SAMPLE, import_archive, rows, sample
 
 SECRET = "Sup3r-Secret-pw"
 CLI = str(Path(sys.executable).parent / "event-pipeline")
@@ -24,6 +24,8 @@ def _run_text(instance: dg.DagsterInstance) -> str:
     parts = []
     for run in instance.get_runs():
         parts.append(repr(run.run_config) + repr(run.tags))
+        # The job snapshot holds every config field's default: a URL given to a resource as a value would be here.
+        parts.append(repr(instance.get_job_snapshot(run.job_snapshot_id)))
         for entry in instance.all_logs(run.run_id):
             parts.append(repr(entry))
     return "\n".join(parts)
@@ -52,9 +54,19 @@ def test_password_stays_secret(db_url, tmp_path):
     assert len(jobs) == 2
     with dg.DagsterInstance.get() as instance:
         stored = _run_text(instance)
-    assert "OTS16" in stored  # the check looks at real run records
+    assert "OTS16" in stored and "DatabaseResource" in stored  # the check looks at real runs and their snapshots
     for text in [*outputs, repr(jobs), stored]:
         assert SECRET not in text
+
+
+def test_the_cli_hands_the_url_to_its_run_not_to_the_environment(db_url):
+    """`import --database-url` passes the URL to its run's resource object: the process environment (which
+    everything it starts inherits) never holds it, and the import lands in that database."""
+    assert "EVENT_PIPELINE_DATABASE_URL" not in os.environ  # conftest's isolated_home removes it
+    code, result = import_archive(sample("OTS16"), db_url)
+    assert (code, result["state"]) == (0, "SUCCESS")
+    assert "EVENT_PIPELINE_DATABASE_URL" not in os.environ
+    assert [tuple(r) for r in rows(db_url, "select key, state from import_jobs")] == [("OTS16", "SUCCESS")]
 
 
 # --- every form of password, one masking function --------------------------------------------

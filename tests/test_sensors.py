@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import dagster as dg
@@ -131,7 +132,8 @@ def test_drop_folder_is_created_and_a_new_zip_waits_one_tick(instance, drop_dir,
     sha = drop.file_sha256(drop_dir / "OTS16.zip")
     assert request.partition_key == "OTS16"
     assert sha in request.run_key
-    assert request.run_config == {"ops": {"archive": {"config": {"path": str(drop_dir / "OTS16.zip")}}}}
+    assert request.run_config["ops"] == {"archive": {"config": {"path": str(drop_dir / "OTS16.zip"), "force": False}}}
+    assert not any(v for k, v in request.run_config.items() if k != "ops")  # no resource config (no database URL)
     assert request.tags[KEY_TAG] == "OTS16"
     [add] = stable.dynamic_partitions_requests
     assert add.partitions_def_name == "archives" and list(add.partition_keys) == ["OTS16"]
@@ -339,17 +341,23 @@ def test_run_status_sensors_email_success_and_failure(instance, db_url, monkeypa
         assert error["message"] in text  # the whole error list, not just the first
 
 
+def stored_run(
+    instance, *, tags: dict, status=dg.DagsterRunStatus.NOT_STARTED, run_config: dict | None = None
+) -> dg.DagsterRun:
+    """A run of the import job as run storage holds it (what the daemon's sensors see), made with public API."""
+    run = dg.DagsterRun(job_name=IMPORT_JOB, run_id=str(uuid.uuid4()), run_config=run_config or {}, tags=tags)
+    return instance.add_run(run.with_status(status))
+
+
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_canceled_and_killed_runs_end_as_failure(instance, db_url, capfd):
     """A run terminated from the UI, or whose worker died, does not stay RUNNING in import_jobs."""
-    from dagster._core.test_utils import create_run_for_test
-
     engine = get_engine(db_url)
     resources = {"database": DatabaseResource(url=db_url)}
     tags = {KEY_TAG: "k", "dagster/partition": "k"}
 
     # Terminated: Dagster marks the run CANCELED; the import's own handler never ran.
-    canceled = create_run_for_test(instance, job_name=IMPORT_JOB, tags=tags, status=dg.DagsterRunStatus.STARTED)
+    canceled = stored_run(instance, tags=tags, status=dg.DagsterRunStatus.STARTED)
     import_log.open_job(engine, key="k", run_id=canceled.run_id, path="/x/k.zip", sha256=None)
     instance.report_run_canceled(canceled)
     event = instance.get_records_for_run(canceled.run_id).records[-1].event_log_entry.dagster_event
@@ -367,8 +375,8 @@ def test_canceled_and_killed_runs_end_as_failure(instance, db_url, capfd):
     # Killed: the worker's pid is gone; the sweeper fails the run and closes the row.
     dead = subprocess.Popen(["true"])
     dead.wait()
-    killed = create_run_for_test(instance, job_name=IMPORT_JOB, tags=tags, status=dg.DagsterRunStatus.STARTED)
-    alive = create_run_for_test(instance, job_name=IMPORT_JOB, tags=tags, status=dg.DagsterRunStatus.STARTED)
+    killed = stored_run(instance, tags=tags, status=dg.DagsterRunStatus.STARTED)
+    alive = stored_run(instance, tags=tags, status=dg.DagsterRunStatus.STARTED)
     import_log.open_job(engine, key="k", run_id=killed.run_id, path="/x/k.zip", sha256=None)
     import_log.open_job(engine, key="k", run_id=alive.run_id, path="/x/k.zip", sha256=None)  # this process: alive
     with engine.begin() as conn:
@@ -386,12 +394,9 @@ def test_canceled_and_killed_runs_end_as_failure(instance, db_url, capfd):
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_failed_run_without_a_row_gets_one(instance, db_url):
     """A run that failed before the import began (no row yet) still leaves a FAILURE row."""
-    from dagster._core.test_utils import create_run_for_test
-
     engine = get_engine(db_url)
-    run = create_run_for_test(
+    run = stored_run(
         instance,
-        job_name=IMPORT_JOB,
         tags={"dagster/partition": "early"},
         run_config={"ops": {"archive": {"config": {"path": "/drop/early.zip"}}}},
     )
@@ -404,12 +409,10 @@ def test_a_failed_run_without_a_row_gets_one(instance, db_url):
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_run_failed_from_outside_after_its_worker_died_reads_interrupted(instance, db_url):
     """The code server reports a dead worker's run as failed "from outside": the row says why."""
-    from dagster._core.test_utils import create_run_for_test
-
     engine = get_engine(db_url)
     dead = subprocess.Popen(["true"])
     dead.wait()
-    run = create_run_for_test(instance, job_name=IMPORT_JOB, tags={"dagster/partition": "k"})
+    run = stored_run(instance, tags={"dagster/partition": "k"})
     import_log.open_job(engine, key="k", run_id=run.run_id, path="/x/k.zip", sha256=None)
     with engine.begin() as conn:
         conn.exec_driver_sql("update import_jobs set pid = ? where run_id = ?", (dead.pid, run.run_id))

@@ -1,9 +1,18 @@
-"""The Dagster home's dagster.yaml follows the project's, unless an operator edited it."""
+"""The settings object and the README table made from it; the Dagster home's dagster.yaml follows the
+project's, unless an operator edited it."""
 
 from __future__ import annotations
 
 import logging
+import re
 
+import dagster as dg
+import pytest
+
+from event_pipeline import settings
+from event_pipeline.media import FetchPolicy
+from event_pipeline.read.archive import Limits
+from event_pipeline.resources import DatabaseResource, MediaStorageResource
 from event_pipeline.settings import install_instance_config
 
 
@@ -32,3 +41,67 @@ def test_a_home_from_before_the_stamp_is_left_alone_unless_identical(tmp_path):
     config.write_text("a: 0\n")  # written by an older version, or by hand: cannot tell, so kept
     install_instance_config(template, config)
     assert config.read_text() == "a: 0\n"
+
+
+# --- the one settings object -----------------------------------------------------------------
+
+
+def test_readme_settings_table_is_the_settings_object():
+    readme = (settings.PROJECT_DIR / "README.md").read_text()
+    begin, end = "<!-- settings-table:begin -->\n", "<!-- settings-table:end -->"
+    table = readme[readme.index(begin) + len(begin) : readme.index(end)]
+    assert table == settings.markdown_table()  # regenerate with: python -m event_pipeline.settings
+
+
+def test_every_variable_the_code_names_is_a_setting_and_only_settings_reads_them():
+    package = settings.PACKAGE_DIR
+    named, readers = set(), []
+    for path in package.rglob("*.py"):
+        text = path.read_text()
+        named |= set(re.findall(r"EVENT_PIPELINE_[A-Z_]*[A-Z](?![A-Za-z_<*])", text))
+        if path.name != "settings.py" and re.search(r"(os\.environ|os\.getenv)[^\n]*EVENT_PIPELINE_", text):
+            readers.append(path.relative_to(package).as_posix())
+    for path in [*(settings.PROJECT_DIR / "deploy").iterdir(), *(settings.PROJECT_DIR / "docs").glob("*.md")]:
+        named |= set(re.findall(r"EVENT_PIPELINE_[A-Z_]*[A-Z](?![A-Za-z_<*])", path.read_text()))  # what operators set
+    fields = {settings.variable(name) for name in settings.Settings.model_fields}
+    assert named - fields == set()  # "EVENT_PIPELINE_<NAME>", "_MEDIA_FETCH_*" name none
+    assert len(fields) >= 30 and "DAGSTER_HOME" in fields
+    assert readers == []  # no module reads an EVENT_PIPELINE_ variable itself
+
+
+def test_a_changed_variable_is_seen_at_once_and_empty_means_unset(monkeypatch):
+    monkeypatch.setenv("EVENT_PIPELINE_MAX_MEMBERS", "7")
+    assert Limits.from_env().max_members == 7
+    monkeypatch.setenv("EVENT_PIPELINE_MAX_MEMBERS", "9")
+    assert Limits.from_env().max_members == 9
+    monkeypatch.setenv("EVENT_PIPELINE_MAX_MEMBERS", "")
+    assert Limits.from_env().max_members == 20_000  # README: 20 000 members
+    monkeypatch.setenv("EVENT_PIPELINE_MEDIA_FETCH_HOSTS", "a.example, b.example:8080")
+    assert FetchPolicy.from_env().hosts == {"a.example", "b.example:8080"}
+
+
+def test_a_bad_value_names_the_variable(monkeypatch):
+    monkeypatch.setenv("EVENT_PIPELINE_LOCK_TIMEOUT", "soon")
+    with pytest.raises(settings.SettingsError, match=r"EVENT_PIPELINE_LOCK_TIMEOUT='soon'"):
+        settings.current()
+
+
+def test_database_url_is_an_env_var_in_the_code_location_and_sqlite_when_unset(monkeypatch, tmp_path):
+    monkeypatch.setenv("EVENT_PIPELINE_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("EVENT_PIPELINE_DATABASE_URL", raising=False)
+    unset = DatabaseResource.from_settings()
+    assert unset.url is None and unset.resolved_url() == f"sqlite:///{tmp_path / 'events.db'}"
+    monkeypatch.setenv("EVENT_PIPELINE_DATABASE_URL", "sqlite:///elsewhere.db")
+    bound = DatabaseResource.from_settings()
+    # Dagster keeps the variable's name as the resource's config (what the launchpad shows), never its value.
+    assert _config_default(bound) == {"url": {"env": "EVENT_PIPELINE_DATABASE_URL"}}
+    monkeypatch.setenv("EVENT_PIPELINE_MEDIA_ROOT", str(tmp_path / "m"))
+    monkeypatch.delenv("EVENT_PIPELINE_MEDIA_URL", raising=False)
+    monkeypatch.delenv("EVENT_PIPELINE_MEDIA_BASE_URL", raising=False)
+    media = _config_default(MediaStorageResource.from_settings())
+    assert media == {"root": {"env": "EVENT_PIPELINE_MEDIA_ROOT"}, "url": None, "base_url": None}
+
+
+def _config_default(resource: dg.ConfigurableResource) -> object:
+    field = resource.get_resource_definition().config_schema.as_field()
+    return field.default_value if field.default_provided else None

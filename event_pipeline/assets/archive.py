@@ -1,14 +1,16 @@
 """The ``archive`` asset: read and validate the whole archive before any write."""
 
-import os
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
 from sqlalchemy.engine import Engine
 
-from event_pipeline.assets.common import ARCHIVES, GROUP, HOST_TAG, KEY_TAG, PID_TAG, failure, recording_failure
+from event_pipeline import settings
+from event_pipeline.assets.common import ARCHIVES, GROUP, HOST_TAG, KEY_TAG, PID_TAG, failure, reported
 from event_pipeline.importer import ValidatedArchive, validate_archive
 from event_pipeline.intake import keys, s3
 from event_pipeline.problems import ImportFailed, Problem
@@ -24,15 +26,30 @@ class ArchiveConfig(dg.Config):
     force: bool = Field(default=False, description="Re-import even if the archive's bytes are unchanged.")
 
 
+def import_run_config(path: str, *, force: bool = False) -> dg.RunConfig:
+    """The run config of one import (CLI, sensor, schedule): the ``archive`` asset's :class:`ArchiveConfig`.
+    The URL of the database is never part of it (see ``resources/database.py``)."""
+    return dg.RunConfig(ops={"archive": ArchiveConfig(path=path, force=force)})
+
+
+def configured_path(run_config: Mapping[str, Any]) -> str | None:
+    """The archive path a stored run's config names (the dict Dagster keeps of :func:`import_run_config`), or None."""
+    try:
+        return run_config["ops"]["archive"]["config"]["path"] or None
+    except (KeyError, TypeError):
+        return None
+
+
 def resolve_path(configured: str, key: str, last_known: str | None) -> str:
     """The archive to import; a downloaded S3 copy resolves to its s3:// source, to fetch it afresh."""
     if configured:
         return s3.source_for(configured)
     if last_known:
         return s3.source_for(last_known)
-    if os.environ.get("EVENT_PIPELINE_DROP_URL"):
-        return f"{os.environ['EVENT_PIPELINE_DROP_URL'].rstrip('/')}/{key}.zip"
-    return str(Path(os.environ.get("EVENT_PIPELINE_DROP_DIR", "drop")) / f"{key}.zip")
+    configured = settings.current()
+    if configured.drop_url:
+        return f"{configured.drop_url.rstrip('/')}/{key}.zip"
+    return str(configured.drop_dir / f"{key}.zip")
 
 
 def fail_interrupted_runs(instance: dg.DagsterInstance, engine: Engine, key: str, current_run_id: str) -> None:
@@ -67,7 +84,7 @@ def archive(context: dg.AssetExecutionContext, config: ArchiveConfig, database: 
     fail_interrupted_runs(context.instance, engine, key, context.run.run_id)
     import_log.open_job(engine, key=key, run_id=context.run.run_id, path=path, sha256=None)
     context.log.info(f"importing {path} as {key!r} into {database.describe()}")
-    with recording_failure(engine, key, context.run.run_id):
+    with reported():
         local = str(s3.fetch(path)) if s3.is_s3(path) else path  # downloaded to <data dir>/s3/...
         unusable = keys.file_problem(local)  # a FIFO or a device would block or never end
         if unusable:

@@ -1,4 +1,4 @@
-"""What every import asset shares: the partitions, the group, failure recording."""
+"""What every import asset shares: the partitions, the group, the failure path (a job hook)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import dagster as dg
 from sqlalchemy.engine import Engine
 
+from event_pipeline.intake import keys
 from event_pipeline.problems import ImportFailed, Problem
 from event_pipeline.publish import import_log, result
 from event_pipeline.redact import mask
@@ -19,28 +20,76 @@ GROUP = "event_import"
 KEY_TAG = "event_pipeline/key"
 HOST_TAG = "event_pipeline/host"
 PID_TAG = "event_pipeline/pid"
+PARTITION_TAG = "dagster/partition"
 
 # One partition per archive key (the file name without .zip), so every
 # archive has its own history in the UI.
 ARCHIVES = dg.DynamicPartitionsDefinition(name="archives")
 
 
+def record_failure(engine: Engine, key: str, run_id: str, exc: BaseException) -> None:
+    """The one failure path: close the run's ``import_jobs`` row as FAILURE with the error.
+
+    An :class:`ImportFailed` (also as the cause of the ``dg.Failure`` made from it by
+    :func:`reported`) keeps every problem; any other exception is one problem, its
+    first line with passwords masked, and is recorded if the database still takes it.
+    """
+    cause = exc.__cause__ if isinstance(exc, dg.Failure) and isinstance(exc.__cause__, ImportFailed) else exc
+    if isinstance(cause, ImportFailed):
+        import_log.record_failure(
+            engine, key=key, run_id=run_id, error=str(cause), errors=cause.errors, warnings=cause.warnings
+        )
+        return
+    problem = Problem(None, None, None, mask(f"{type(exc).__name__}: {_one_line(exc)}"))
+    with contextlib.suppress(Exception):  # the database may be what failed
+        import_log.record_failure(engine, key=key, run_id=run_id, error=str(problem), errors=[problem], warnings=[])
+
+
+@dg.failure_hook(required_resource_keys={"database"})
+def record_import_failure(context: dg.HookContext) -> None:
+    """A failed step of the import job closes its run's ``import_jobs`` row as FAILURE (:func:`record_failure`).
+
+    Left alone: a row already SUCCESS (the import committed; what failed after it
+    changes nothing), a run whose key breaks the key rule (refused before any row
+    is made), and an interrupted step (SIGINT/SIGTERM, not an ``Exception``): the
+    CLI or the sweeper closes that row naming the signal.
+    """
+    exc = context.op_exception
+    if not isinstance(exc, Exception):
+        return
+    run = context.instance.get_run_by_id(context.run_id)
+    key = run.tags.get(PARTITION_TAG) if run else None
+    if not key or keys.key_error(key):
+        return
+    engine = context.resources.database.engine()
+    try:
+        row = import_log.get_job(engine, context.run_id)
+    except Exception:  # the database may be what failed; the run-failure sensor or the CLI closes the row later
+        context.log.warning(f"could not read the import_jobs row of run {context.run_id}")
+        return
+    if row is None or row["state"] != "SUCCESS":
+        record_failure(engine, key, context.run_id, exc)
+
+
 @contextlib.contextmanager
-def recording_failure(engine: Engine, key: str, run_id: str) -> Iterator[None]:
-    """Turn any exception into a FAILURE row in ``import_jobs`` and a clean Dagster failure."""
+def reported() -> Iterator[None]:
+    """An :class:`ImportFailed` leaves the step as a ``dg.Failure`` with its problems as metadata (bounded),
+    not retried; the row is closed by :func:`record_import_failure`."""
     try:
         yield
-    except dg.Failure:
-        raise  # already recorded where it was raised
     except ImportFailed as exc:
-        import_log.record_failure(
-            engine, key=key, run_id=run_id, error=str(exc), errors=exc.errors, warnings=exc.warnings
-        )
         raise failure(exc.errors, exc.warnings) from exc
+
+
+@contextlib.contextmanager
+def recording_failure(engine: Engine, key: str, run_id: str) -> Iterator[None]:
+    """For imports run outside the import job (the bulk op): :func:`record_failure`, then :func:`reported`."""
+    try:
+        with reported():
+            yield
     except Exception as exc:
-        problem = Problem(None, None, None, mask(f"{type(exc).__name__}: {_one_line(exc)}"))
-        with contextlib.suppress(Exception):  # the database may be what failed
-            import_log.record_failure(engine, key=key, run_id=run_id, error=str(problem), errors=[problem], warnings=[])
+        if not (isinstance(exc, dg.Failure) and exc.__cause__ is None):  # a Failure of our own: nothing to record
+            record_failure(engine, key, run_id, exc)
         raise
 
 

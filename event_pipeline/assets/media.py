@@ -8,7 +8,7 @@ were read and checked when the archive was validated (``media/check.py``).
 
 import dagster as dg
 
-from event_pipeline.assets.common import ARCHIVES, GROUP, recording_failure
+from event_pipeline.assets.common import ARCHIVES, GROUP, reported
 from event_pipeline.importer import ValidatedArchive
 from event_pipeline.media import MediaPlan, prepare
 from event_pipeline.model.catalog import MEDIA_MODELS, MODELS
@@ -33,7 +33,7 @@ def media(
     """Logos, photos, audio, video and slides the archive names, stored once per distinct file (content-addressed)."""
     validated: ValidatedArchive = inputs.pop("archive")
     engine = database.engine()
-    with recording_failure(engine, validated.key, context.run.run_id):
+    with reported():
         storage = media_storage.storage()
         if not validated.unchanged:
             context.log.info(f"media: storing into {storage.describe()}")

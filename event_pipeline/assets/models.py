@@ -9,7 +9,7 @@ order.
 
 import dagster as dg
 
-from event_pipeline.assets.common import ARCHIVES, GROUP, recording_failure
+from event_pipeline.assets.common import ARCHIVES, GROUP, reported
 from event_pipeline.importer import ValidatedArchive, plan_step
 from event_pipeline.model.catalog import EVENT, MODELS, ModelSpec, upstream
 from event_pipeline.plan.diff import ModelPlan
@@ -46,7 +46,7 @@ def build_model_asset(spec: ModelSpec, previous: ModelSpec | None) -> dg.AssetsD
         validated: ValidatedArchive = inputs.pop("archive")
         maps = {name: plan.id_map for name, plan in inputs.items()}
         engine = database.engine()
-        with recording_failure(engine, validated.key, context.run.run_id):
+        with reported():
             plan = plan_step(engine, spec, validated, maps)
         warnings = sum(1 for w in validated.warnings if _concerns(spec, w.file))
         context.log.info(f"{spec.name}: {plan.count} records, {warnings} warnings")

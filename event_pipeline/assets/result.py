@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from event_pipeline.assets.common import ARCHIVES, GROUP, recording_failure
+from event_pipeline.assets.common import ARCHIVES, GROUP, reported
 from event_pipeline.importer import ValidatedArchive, publish_step
 from event_pipeline.model.catalog import MODELS
 from event_pipeline.resources import DatabaseResource
@@ -22,7 +22,7 @@ def import_result(context: dg.AssetExecutionContext, database: DatabaseResource,
     validated: ValidatedArchive = inputs.pop("archive")
     media = inputs.pop("media")
     engine = database.engine()
-    with recording_failure(engine, validated.key, context.run.run_id):
+    with reported():
         outcome = publish_step(engine, validated, inputs, context.run.run_id, media=media)
     diff = outcome["diff"]
     context.log.info(

@@ -44,14 +44,14 @@ HASH_BUDGET_SECONDS = 20.0  # a sensor tick must end well within Dagster's 60 s
 
 def drop_dir() -> Path:
     """``EVENT_PIPELINE_DROP_DIR`` (default ``./drop``), created if missing."""
-    path = Path(os.environ.get("EVENT_PIPELINE_DROP_DIR") or "drop").expanduser().resolve()
+    path = settings.current().drop_dir.expanduser().resolve()
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def drop_url() -> str | None:
     """``EVENT_PIPELINE_DROP_URL`` (``s3://bucket/prefix``), which replaces the folder when set."""
-    return os.environ.get("EVENT_PIPELINE_DROP_URL") or None
+    return settings.current().drop_url
 
 
 def archive_key(name: str) -> str | None:

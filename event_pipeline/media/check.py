@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import posixpath
 import re
 import zipfile
@@ -32,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
 
+from event_pipeline import settings
 from event_pipeline.media.fetch import is_url
 from event_pipeline.media.storage import served_type
 from event_pipeline.model.catalog import MEDIA_MODELS, Media, ModelSpec
@@ -40,14 +40,12 @@ from event_pipeline.read.archive import ZIP_ERRORS, media_key
 from event_pipeline.read.normalise import Normalised, NormRecord
 
 MAX_MEDIA_BYTES_ENV = "EVENT_PIPELINE_MAX_MEDIA_BYTES"
-MAX_MEDIA_BYTES = 4 << 30  # the default: what a valid archive can inflate to at most (EVENT_PIPELINE_MAX_TOTAL_BYTES)
 READ_CHUNK = 1 << 20
 
 
 def max_media_bytes() -> int:
     """The limit on the bytes of the distinct media objects one import stores (``EVENT_PIPELINE_MAX_MEDIA_BYTES``)."""
-    raw = os.environ.get(MAX_MEDIA_BYTES_ENV)
-    return int(raw) if raw else MAX_MEDIA_BYTES
+    return settings.current().max_media_bytes
 
 
 def limit_message(total: int, limit: int) -> str:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import http.client
 import ipaddress
-import os
 import re
 import socket
 import ssl
@@ -32,9 +31,9 @@ from dataclasses import dataclass
 from typing import IO
 from urllib.parse import urljoin, urlsplit
 
+from event_pipeline import settings
+
 FETCH_HOSTS_ENV = "EVENT_PIPELINE_MEDIA_FETCH_HOSTS"
-FETCH_MAX_BYTES_ENV = "EVENT_PIPELINE_MEDIA_FETCH_MAX_BYTES"
-FETCH_TIMEOUT_ENV = "EVENT_PIPELINE_MEDIA_FETCH_TIMEOUT"
 MAX_REDIRECTS = 3
 DEFAULT_PORTS = {"http": 80, "https": 443}
 USER_AGENT = "event-pipeline media import"
@@ -92,13 +91,10 @@ class FetchPolicy:
 
     @classmethod
     def from_env(cls) -> FetchPolicy:
-        raw = os.environ.get(FETCH_HOSTS_ENV, "")
-        hosts = frozenset(_entry(h) for h in re.split(r"[,\s]+", raw) if h.strip())
-        return cls(
-            hosts=hosts,
-            max_bytes=int(os.environ.get(FETCH_MAX_BYTES_ENV) or cls.max_bytes),
-            timeout=float(os.environ.get(FETCH_TIMEOUT_ENV) or cls.timeout),
-        )
+        """The policy the settings give (``EVENT_PIPELINE_MEDIA_FETCH_*``)."""
+        configured = settings.current()
+        hosts = frozenset(_entry(h) for h in re.split(r"[,\s]+", configured.media_fetch_hosts) if h.strip())
+        return cls(hosts=hosts, max_bytes=configured.media_fetch_max_bytes, timeout=configured.media_fetch_timeout)
 
     def allows(self, url: str) -> bool:
         """Whether this URL may be fetched at all (before any name resolution)."""

@@ -43,8 +43,6 @@ from urllib.parse import quote, unquote
 from event_pipeline import settings
 
 MEDIA_URL_ENV = "EVENT_PIPELINE_MEDIA_URL"
-MEDIA_ROOT_ENV = "EVENT_PIPELINE_MEDIA_ROOT"
-MEDIA_BASE_URL_ENV = "EVENT_PIPELINE_MEDIA_BASE_URL"
 
 # db-<namespace>/events/<event id>/<sha256>[.ext]: what this pipeline writes, nothing else.
 NAMESPACE_PATTERN = re.compile(r"db-[0-9a-f]{16}")
@@ -88,7 +86,6 @@ SERVED_TYPES = {
 _EXTENSION_OF_TYPE = {t: ext for ext, t in reversed(list(SERVED_TYPES.items()))}  # the first extension per type
 
 
-KILL_ENV = "EVENT_PIPELINE_TEST_KILL_AT"
 _kill_hits: dict[str, int] = {}
 
 
@@ -101,7 +98,7 @@ def kill_point(name: str) -> None:
     time (default the first) it passes the point ``name`` (``media-put``: a local upload's temporary file
     is written, not yet renamed; ``media-stored``: every object is uploaded, nothing committed). Unset,
     as it always is outside tests, it does nothing."""
-    spec = os.environ.get(KILL_ENV)
+    spec = settings.current().test_kill_at
     if not spec:
         return
     point, _, nth = spec.partition(":")
@@ -406,8 +403,9 @@ class S3Storage:
 
 def from_settings(url: str | None = None, root: str | None = None, base_url: str | None = None) -> Storage:
     """The configured backend: explicit arguments first, then the environment, then the local default."""
-    url = url or os.environ.get(MEDIA_URL_ENV) or None
-    base_url = base_url or os.environ.get(MEDIA_BASE_URL_ENV) or None
+    configured = settings.current()
+    url = url or configured.media_url
+    base_url = base_url or configured.media_base_url
     if url:
         if not url.startswith("s3://"):
             raise StorageError(f"{MEDIA_URL_ENV} must be an s3://bucket/prefix URL, got {url!r}")
@@ -415,5 +413,5 @@ def from_settings(url: str | None = None, root: str | None = None, base_url: str
         if not bucket:
             raise StorageError(f"{MEDIA_URL_ENV} names no bucket: {url!r}")
         return S3Storage(bucket, prefix, base_url)
-    root = root or os.environ.get(MEDIA_ROOT_ENV) or str(settings.data_dir() / "media")
+    root = root or str(configured.media_root or settings.data_dir() / "media")
     return LocalStorage(root, base_url)

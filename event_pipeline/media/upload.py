@@ -58,6 +58,7 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from event_pipeline import settings
 from event_pipeline.media import claims
 from event_pipeline.media.check import MemberFinder, limit_message, max_media_bytes, media_records
 from event_pipeline.media.fetch import FetchError, FetchPolicy, fetch, is_url
@@ -70,9 +71,6 @@ from event_pipeline.read.archive import ZIP_ERRORS, close_copy, snapshot
 log = logging.getLogger("event_pipeline.media")
 
 ARCHIVE_PATHS = "archive_paths"  # the key of a row's ``extra`` that keeps the archive's values
-CONCURRENCY_ENV = "EVENT_PIPELINE_MEDIA_CONCURRENCY"
-CLEANUP_ENV = "EVENT_PIPELINE_MEDIA_CLEANUP_SECONDS"
-CLEANUP_SECONDS = 30.0  # how long a failed import keeps trying to remove its uploads
 SPOOL_MEMORY = 8 << 20  # bytes of one file kept in memory before it spills to a temporary file
 CHUNK = 5_000
 
@@ -412,7 +410,7 @@ def _store(
             to_upload.append(obj)
     steps = len(to_upload) + len(items)
     step = 1 if steps <= 50 else max(1, steps // 20)
-    workers = max(1, concurrency or int(os.environ.get(CONCURRENCY_ENV) or 8))
+    workers = max(1, concurrency or settings.current().media_concurrency)
     in_flight: dict[Future, StoredObject] = {}
     errors: list[ImportFailed] = []
 
@@ -543,7 +541,7 @@ def remove_uploads(
     growing pauses, for up to ``EVENT_PIPELINE_MEDIA_CLEANUP_SECONDS`` (default 30); after that the keys left
     behind are logged, one warning naming them all, and stay claimed, so the next import of the key sweeps
     them."""
-    deadline = time.monotonic() + float(os.environ.get(CLEANUP_ENV) or CLEANUP_SECONDS)
+    deadline = time.monotonic() + settings.current().media_cleanup_seconds
     pause = 0.5
     while True:
         try:

@@ -15,18 +15,18 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 from collections.abc import Callable, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
+from event_pipeline import settings
+
 # Keys of other uses of advisory locks in the same database cannot collide
 # with ours unless their 64-bit hash does; a collision only makes two keys wait
 # for each other, never breaks correctness.
 NAMESPACE = "event_pipeline/import/"
-DEFAULT_TIMEOUT = 1800.0  # seconds; one import takes seconds, so this means "stuck"
 LOCK_NOT_AVAILABLE = "55P03"
 
 
@@ -41,7 +41,8 @@ def lock_id(key: str) -> int:
 
 
 def lock_timeout() -> float:
-    return float(os.environ.get("EVENT_PIPELINE_LOCK_TIMEOUT", DEFAULT_TIMEOUT))
+    """``EVENT_PIPELINE_LOCK_TIMEOUT`` seconds."""
+    return settings.current().lock_timeout
 
 
 def holder_pids(engine: Engine, key: str) -> list[int]:

@@ -23,7 +23,6 @@ import functools
 import hashlib
 import json
 import math
-import os
 import re
 import stat
 import tempfile
@@ -35,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from event_pipeline import settings
 from event_pipeline.model.catalog import KNOWN_AUXILIARY_FILES, MODELS
 from event_pipeline.problems import DEFAULT_KEEP, Problems
 from event_pipeline.read.storable import NotStorable
@@ -75,16 +75,10 @@ class Limits:
 
     @classmethod
     def from_env(cls) -> Limits:
-        values = {}
-        for name in cls.__dataclass_fields__:
-            setting = f"EVENT_PIPELINE_{name.upper()}"
-            raw = os.environ.get(setting)
-            if raw:
-                try:
-                    values[name] = int(raw)
-                except ValueError:
-                    raise ValueError(f"{setting} must be a whole number, not {raw!r}") from None
-        return cls(**values)
+        """The limits the settings give (:class:`event_pipeline.settings.Settings`); raises
+        :class:`~event_pipeline.settings.SettingsError` for a value that is not a whole number."""
+        configured = settings.current()
+        return cls(**{name: getattr(configured, name) for name in cls.__dataclass_fields__})
 
     def hint(self, name: str) -> str:
         return f"limit {name}={getattr(self, name)}; raise it with EVENT_PIPELINE_{name.upper()}"

@@ -15,9 +15,9 @@ entry for each of the millions of objects in the plan of 100k sessions
 
 import pickle
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import dagster as dg
-from dagster._core.storage.fs_io_manager import PickledObjectFilesystemIOManager
 
 if TYPE_CHECKING:
     from upath import UPath
@@ -27,10 +27,23 @@ def _key(asset_key: dg.AssetKey, partition: str | None) -> tuple[str, str | None
     return asset_key.to_user_string(), partition
 
 
-class _RunCachedIOManager(PickledObjectFilesystemIOManager):
+class _RunCachedIOManager(dg.UPathIOManager):
+    """Pickles at ``<base_dir>/<asset key path>/<partition>`` (where Dagster's filesystem IO manager puts
+    them), and every output of this run kept in memory."""
+
+    extension = ""
+
     def __init__(self, base_dir: str):
-        super().__init__(base_dir=base_dir)
+        from upath import UPath
+
+        super().__init__(base_path=UPath(base_dir))
         self._objects: dict[tuple[str, str | None], Any] = {}  # lives as long as this run's resources
+
+    def make_safe_partition_path(self, base_path: "UPath", partition: str) -> "UPath":
+        """One path segment under ``base_path`` whatever the partition holds (``/``, ``..``): a valid
+        archive key (``intake/keys.py``) is its own segment, anything else is percent-encoded."""
+        segment = quote(partition, safe="")
+        return base_path / ("%2E" + segment[1:] if segment.startswith(".") else segment)
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         super().handle_output(context, obj)
@@ -38,13 +51,20 @@ class _RunCachedIOManager(PickledObjectFilesystemIOManager):
         self._objects[_key(context.asset_key, partition)] = obj
 
     def dump_to_path(self, context: dg.OutputContext, obj: Any, path: "UPath") -> None:
-        try:
-            with path.open("wb") as file:
-                pickler = pickle.Pickler(file, pickle.HIGHEST_PROTOCOL)
-                pickler.fast = True
+        with path.open("wb") as file:
+            pickler = pickle.Pickler(file, pickle.HIGHEST_PROTOCOL)
+            pickler.fast = True
+            try:
                 pickler.dump(obj)
-        except ValueError:  # fast mode refuses cycles; an output with one gets the memo after all
-            super().dump_to_path(context, obj, path)
+                return
+            except ValueError:  # fast mode refuses cycles; an output with one gets the memo after all
+                pass
+        with path.open("wb") as file:
+            pickle.dump(obj, file, pickle.HIGHEST_PROTOCOL)
+
+    def load_from_path(self, context: dg.InputContext, path: "UPath") -> Any:
+        with path.open("rb") as file:
+            return pickle.load(file)
 
     def load_input(self, context: dg.InputContext) -> Any:
         partition = context.asset_partition_key if context.has_asset_partitions else None

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import os
+from event_pipeline import settings
+from event_pipeline.assets.job import IMPORT_JOB_NAME
 
-# definitions.py's IMPORT_JOB_NAME; repeated here because definitions.py
-# imports this package (Dagster validates that the job exists).
-IMPORT_JOB = "import_archive"
+IMPORT_JOB = IMPORT_JOB_NAME  # the job the sensors and the schedule start (they target the job object itself)
+
 SOURCE_TAG = "event_pipeline/source"  # who asked for the run: sensor, schedule, cli
 MARKER_TAG = "event_pipeline/marker"  # the sha256 or ETag the sensor saw
 
 
 def interval_seconds() -> int:
     """``EVENT_PIPELINE_SENSOR_INTERVAL`` (default 15 s): how often the sensors tick, read at load time."""
-    return max(1, int(os.environ.get("EVENT_PIPELINE_SENSOR_INTERVAL") or 15))
-
-
-def run_config(path: str) -> dict:
-    return {"ops": {"archive": {"config": {"path": path}}}}
+    return max(1, settings.current().sensor_interval)

@@ -2,9 +2,11 @@
 
 import dagster as dg
 
+from event_pipeline.assets.archive import import_run_config
 from event_pipeline.assets.common import ARCHIVES, KEY_TAG
+from event_pipeline.assets.job import import_job
 from event_pipeline.intake import drop
-from event_pipeline.sensors.common import IMPORT_JOB, MARKER_TAG, SOURCE_TAG, interval_seconds, run_config
+from event_pipeline.sensors.common import MARKER_TAG, SOURCE_TAG, interval_seconds
 
 
 def requests_for(context: dg.SensorEvaluationContext, scan: drop.Scan) -> dg.SensorResult:
@@ -26,7 +28,7 @@ def requests_for(context: dg.SensorEvaluationContext, scan: drop.Scan) -> dg.Sen
             dg.RunRequest(
                 run_key=request.run_key,
                 partition_key=request.key,
-                run_config=run_config(request.path),
+                run_config=import_run_config(request.path),
                 tags={KEY_TAG: request.key, SOURCE_TAG: "sensor", MARKER_TAG: request.marker},
             )
         )
@@ -39,7 +41,7 @@ def requests_for(context: dg.SensorEvaluationContext, scan: drop.Scan) -> dg.Sen
 
 @dg.sensor(
     name="drop_folder_sensor",
-    job_name=IMPORT_JOB,
+    job=import_job,
     minimum_interval_seconds=interval_seconds(),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Imports every new or changed *.zip in EVENT_PIPELINE_DROP_DIR (or EVENT_PIPELINE_DROP_URL, s3://).",

@@ -4,18 +4,18 @@ Unchanged archives are a no-op (the import skips the same sha256), changed
 ones update in place, and keys whose file is gone are skipped with a log line.
 """
 
-import os
 from pathlib import Path
 
 import dagster as dg
 
+from event_pipeline import settings
+from event_pipeline.assets.archive import import_run_config
 from event_pipeline.assets.common import ARCHIVES, KEY_TAG
+from event_pipeline.assets.job import import_job
 from event_pipeline.intake import keys, s3
 from event_pipeline.publish.import_log import last_archive_paths
 from event_pipeline.resources import DatabaseResource
-from event_pipeline.sensors.common import IMPORT_JOB, SOURCE_TAG, run_config
-
-DEFAULT_CRON = "0 3 * * *"  # nightly
+from event_pipeline.sensors.common import SOURCE_TAG
 
 
 def reimport_plan(paths: dict[str, str], known: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -30,8 +30,8 @@ def reimport_plan(paths: dict[str, str], known: list[str]) -> tuple[dict[str, st
 
 @dg.schedule(
     name="reimport_schedule",
-    job_name=IMPORT_JOB,
-    cron_schedule=os.environ.get("EVENT_PIPELINE_REIMPORT_CRON") or DEFAULT_CRON,
+    job=import_job,
+    cron_schedule=settings.current().reimport_cron,
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Re-imports every known archive from its last source (EVENT_PIPELINE_REIMPORT_CRON, default nightly).",
 )
@@ -47,7 +47,7 @@ def reimport_schedule(context: dg.ScheduleEvaluationContext, database: DatabaseR
         dg.RunRequest(
             run_key=f"{key}:{tick}",
             partition_key=key,
-            run_config=run_config(source),
+            run_config=import_run_config(source),
             tags={KEY_TAG: key, SOURCE_TAG: "schedule"},
         )
         for key, source in sorted(todo.items())

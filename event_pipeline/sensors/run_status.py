@@ -17,10 +17,12 @@ import dagster as dg
 from sqlalchemy.engine import Engine
 
 from event_pipeline import notify
+from event_pipeline.assets.archive import configured_path
 from event_pipeline.assets.common import KEY_TAG
+from event_pipeline.assets.job import import_job
 from event_pipeline.publish import import_log
 from event_pipeline.resources import DatabaseResource
-from event_pipeline.sensors.common import IMPORT_JOB, interval_seconds
+from event_pipeline.sensors.common import interval_seconds
 
 PARTITION_TAG = "dagster/partition"
 WILL_RETRY_TAG = "dagster/will_retry"
@@ -32,10 +34,8 @@ def run_key(run: dg.DagsterRun) -> str | None:
 
 
 def run_path(run: dg.DagsterRun) -> str | None:
-    try:
-        return run.run_config["ops"]["archive"]["config"]["path"] or None
-    except (KeyError, TypeError):
-        return None
+    """The archive the run was asked to import, if its config names one."""
+    return configured_path(run.run_config)
 
 
 def on_success(engine: Engine, run: dg.DagsterRun, logger: logging.Logger | Any) -> notify.Notification | None:
@@ -92,44 +92,40 @@ def _failure_text(context: dg.RunStatusSensorContext, fallback: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else fallback
 
 
-def _is_import(run: dg.DagsterRun) -> bool:
-    return run.job_name == IMPORT_JOB
-
-
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.SUCCESS,
     name="import_succeeded_sensor",
+    monitored_jobs=[import_job],
     minimum_interval_seconds=interval_seconds(),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Notifies a completed import (email or log line).",
 )
 def import_succeeded_sensor(context: dg.RunStatusSensorContext, database: DatabaseResource):
-    if _is_import(context.dagster_run):
-        on_success(database.engine(), context.dagster_run, context.log)
+    on_success(database.engine(), context.dagster_run, context.log)
 
 
 @dg.run_failure_sensor(
     name="import_failed_sensor",
+    monitored_jobs=[import_job],
     minimum_interval_seconds=interval_seconds(),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Marks a failed import run's import_jobs row FAILURE and notifies, with every error.",
 )
 def import_failed_sensor(context: dg.RunFailureSensorContext, database: DatabaseResource):
-    if _is_import(context.dagster_run):
-        on_failure(database.engine(), context.dagster_run, _failure_text(context, "the run failed"), context.log)
+    on_failure(database.engine(), context.dagster_run, _failure_text(context, "the run failed"), context.log)
 
 
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.CANCELED,
     name="import_canceled_sensor",
+    monitored_jobs=[import_job],
     minimum_interval_seconds=interval_seconds(),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Marks a canceled (terminated) import run's import_jobs row FAILURE and notifies.",
 )
 def import_canceled_sensor(context: dg.RunStatusSensorContext, database: DatabaseResource):
-    if _is_import(context.dagster_run):
-        message = "canceled: the run was terminated"
-        on_failure(database.engine(), context.dagster_run, message, context.log, canceled=True)
+    message = "canceled: the run was terminated"
+    on_failure(database.engine(), context.dagster_run, message, context.log, canceled=True)
 
 
 IN_PROGRESS = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
@@ -138,7 +134,7 @@ IN_PROGRESS = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.Dag
 def sweep_interrupted(instance: dg.DagsterInstance, engine: Engine) -> list[str]:
     """Fail in-progress import runs whose importing process is gone (same host only); their ids."""
     failed = []
-    for run in instance.get_runs(dg.RunsFilter(job_name=IMPORT_JOB, statuses=IN_PROGRESS)):
+    for run in instance.get_runs(dg.RunsFilter(job_name=import_job.name, statuses=IN_PROGRESS)):
         job = import_log.get_job(engine, run.run_id)
         if not job or job["state"] != "RUNNING" or import_log.process_alive(job["host"], job["pid"]):
             continue
