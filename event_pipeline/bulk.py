@@ -37,16 +37,13 @@ from sqlalchemy.engine import Engine
 from event_pipeline import settings
 from event_pipeline.assets import materializations
 from event_pipeline.assets.archive import resolve_path
-from event_pipeline.assets.common import ARCHIVES, failure, recording_failure
-from event_pipeline.importer import plan_all, publish_step, release_frozen, validate_archive
+from event_pipeline.assets.common import ARCHIVES, reported
+from event_pipeline.importer import import_archive
 from event_pipeline.intake import keys, s3
 from event_pipeline.intake.drop import ignore_reason
-from event_pipeline.media import FetchPolicy, Storage, prepare
-from event_pipeline.model.catalog import MEDIA_MODELS
+from event_pipeline.media import FetchPolicy, Storage
 from event_pipeline.model.schema import import_jobs
-from event_pipeline.problems import ImportFailed, Problem
 from event_pipeline.publish import import_log
-from event_pipeline.publish.locks import key_lock
 from event_pipeline.resources import DatabaseResource, MediaStorageResource
 
 BULK_JOB_NAME = "bulk_import"
@@ -211,42 +208,20 @@ def import_one_archive(
     lock_timeout: float | None = None,
     log: Any = None,
 ) -> dict[str, Any]:
-    """Import one archive (a file or an ``s3://`` object) while holding its key's lock.
-
-    The same steps as the asset job: validate, plan, store the media (when a
-    ``storage`` is given), publish in one transaction. Returns the result JSON;
-    raises ``dg.Failure`` for an archive that cannot be imported. The
-    ``import_jobs`` row is RUNNING from when the lock is held, SUCCESS in the
-    import's own transaction, FAILURE after a rollback.
-    """
-
-    def say(message: str) -> None:
-        if log is not None:
-            log.info(message)
-
-    def waiting(holders: list[int]) -> None:
-        say(f"{key}: another import of this key is running (server pid {holders}); waiting for it")
-
-    error = keys.key_error(key)
-    if error:  # before a lock, a row or a file is made from it
-        raise failure([Problem(None, None, "key", error)], [])
-    try:
-        with recording_failure(engine, key, job_id), key_lock(engine, key, timeout=lock_timeout, on_wait=waiting):
-            import_log.fail_interrupted(engine, key, job_id)
-            import_log.open_job(engine, key=key, run_id=job_id, path=path, sha256=None)
-            local = str(s3.fetch(path)) if s3.is_s3(path) else path  # downloaded to <data dir>/s3/...
-            unusable = keys.file_problem(local)  # a FIFO or a device would block or never end
-            if unusable:
-                raise ImportFailed([Problem(Path(path).name, None, None, unusable.replace(local, path))])
-            validated = validate_archive(engine, local, key, force=force)
-            plans = plan_all(engine, validated)
-            media = None
-            if storage is not None:
-                served = {s.name: plans[s.name] for s in MEDIA_MODELS}
-                media = prepare(engine, storage, validated, served, run_id=job_id, policy=policy, progress=say)
-            return publish_step(engine, validated, plans, job_id, media=media)
-    finally:
-        release_frozen()  # a failure before publishing would leave them frozen in this long-lived worker
+    """One archive of the bulk job: :func:`event_pipeline.importer.import_archive` (a file or an
+    ``s3://`` object, under its key's lock), its problems raised as a ``dg.Failure``."""
+    with reported():
+        return import_archive(
+            engine,
+            key,
+            path,
+            job_id,
+            force=force,
+            storage=storage,
+            policy=policy,
+            lock_timeout=lock_timeout,
+            progress=log.info if log is not None else None,
+        )
 
 
 # ---------------------------------------------------------------------------

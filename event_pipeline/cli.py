@@ -34,7 +34,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from event_pipeline.intake import keys
-from event_pipeline.problems import ImportFailed, Problem
+from event_pipeline.problems import ImportFailed, Problem, first_line
 from event_pipeline.redact import mask
 
 if TYPE_CHECKING:
@@ -263,7 +263,7 @@ def _settle(
             row = import_log.close_unfinished(engine, key=key, run_id=run_id, error=reason, path=str(archive))
     except Exception as exc:  # the database itself may be what failed
         log.debug("could not read or close the import_jobs row", exc_info=True)
-        note = f"{reason} (the run's import_jobs row could not be read: {type(exc).__name__}: {_first_line(exc)})"
+        note = f"{reason} (the run's import_jobs row could not be read: {type(exc).__name__}: {first_line(exc)})"
         return result.failure([Problem(None, None, None, mask(note))], key=key)
     errors, warnings = result.from_job(row)
     return result.failure(errors or [Problem(None, None, None, reason)], warnings, key)
@@ -291,7 +291,7 @@ def _reason(outcome: Any, stopped: BaseException | None) -> str:
     if isinstance(stopped, KeyboardInterrupt):
         return _interrupted("during the import")
     if stopped is not None:
-        return f"{type(stopped).__name__}: {_first_line(stopped)}"
+        return f"{type(stopped).__name__}: {first_line(stopped)}"
     step_failures = [e for e in outcome.all_events if e.is_step_failure] if outcome is not None else []
     if not step_failures:
         return "import failed"
@@ -313,11 +313,6 @@ def _root_cause(error: Any) -> str:
         return "import failed"
     lines = _innermost(error).message.strip().splitlines()
     return lines[0] if lines else "import failed"
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else ""
 
 
 def _validation_engine(url: str) -> Engine:
@@ -451,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
         return _failure([Problem(None, None, None, _interrupted("before anything was committed"))])
     except Exception as exc:  # never a bare traceback: the caller parses our last line
         log.debug("unexpected error", exc_info=True)
-        return _failure([Problem(None, None, None, mask(f"{type(exc).__name__}: {_first_line(exc)}"))])
+        return _failure([Problem(None, None, None, mask(f"{type(exc).__name__}: {first_line(exc)}"))])
 
 
 def run() -> None:

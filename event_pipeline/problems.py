@@ -169,3 +169,10 @@ def summary(errors: list[Problem]) -> str:
     count = total(errors)
     more = f" (and {count - 1} more problem{'s' if count > 2 else ''})" if count > 1 else ""
     return f"{errors[0]}{more}"
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message ("" if none): what a one-line report shows of it
+    (driver errors run to many lines of context)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else ""

@@ -8,9 +8,9 @@ import sqlalchemy as sa
 from archives import kebab_event, write_zip
 from conftest import import_archive, rows, sample, scalar
 
-from event_pipeline import importer
 from event_pipeline.assets import ARCHIVES
 from event_pipeline.definitions import IMPORT_JOB_NAME, defs, import_run_config
+from event_pipeline.importer import planning, publishing
 
 MODEL_TABLES = [
     "events",
@@ -32,14 +32,14 @@ def _total_rows(url: str) -> dict[str, int]:
 
 def _fail_after_writing(monkeypatch):
     """Make the last asset fail after every row has been written, before commit."""
-    real = importer.publish
+    real = publishing.publish
 
     def publish_then_fail(conn, plans, sha256, before_commit=None):
         real(conn, plans, sha256, before_commit=before_commit)
         assert conn.execute(sa.text("select count(*) from events")).scalar() > 0  # the rows really were written
         raise RuntimeError("injected failure after all writes")
 
-    monkeypatch.setattr(importer, "publish", publish_then_fail)
+    monkeypatch.setattr(publishing, "publish", publish_then_fail)
 
 
 def test_failure_in_last_asset_leaves_zero_rows(db_url, monkeypatch):
@@ -67,14 +67,14 @@ def test_failed_reimport_keeps_previous_state(db_url, tmp_path, monkeypatch):
 
 
 def test_failure_in_a_model_asset_leaves_zero_rows(db_url, monkeypatch):
-    real = importer.plan_model
+    real = planning.plan_model
 
     def fail_on_sessions(engine, spec, *args, **kwargs):
         if spec.name == "sessions":
             raise RuntimeError("injected failure in sessions")
         return real(engine, spec, *args, **kwargs)
 
-    monkeypatch.setattr(importer, "plan_model", fail_on_sessions)
+    monkeypatch.setattr(planning, "plan_model", fail_on_sessions)
     code, result = import_archive(sample("OTS16"), db_url)
     assert code == 1
     assert "injected failure in sessions" in result["error"]

@@ -17,9 +17,10 @@ from conftest import REPO, rows, scalar
 from dagster_celery.cli import get_validated_config
 from test_media import check_media_stored, media_event
 
-from event_pipeline import bulk, importer
+from event_pipeline import bulk
 from event_pipeline.db import get_engine
 from event_pipeline.definitions import defs
+from event_pipeline.importer import publishing
 from event_pipeline.model.catalog import MODELS
 from event_pipeline.publish.locks import KeyLockTimeout, holder_pids, key_lock, lock_id
 
@@ -108,7 +109,7 @@ def test_import_waits_while_another_holds_the_key(db_url, tmp_path, monkeypatch)
 def test_same_key_never_overlaps_different_keys_run_in_parallel(db_url, tmp_path, monkeypatch):
     """Four imports at once, two per key, each holding its write transaction open for a while."""
     engine = get_engine(db_url)
-    real_publish = importer.publish
+    real_publish = publishing.publish
     spans: list[tuple[str, float, float]] = []
 
     def slow_publish(conn, plans, sha256, before_commit=None):
@@ -119,7 +120,7 @@ def test_same_key_never_overlaps_different_keys_run_in_parallel(db_url, tmp_path
         finally:
             spans.append((threading.current_thread().name.split("#")[0], started, time.monotonic()))
 
-    monkeypatch.setattr(importer, "publish", slow_publish)
+    monkeypatch.setattr(publishing, "publish", slow_publish)
     keys = [_key(), _key()]
     work = []
     for key in keys:

@@ -18,7 +18,7 @@ from archives import write_zip
 from conftest import import_archive, rows, sample, scalar
 from expectations import read_documents
 
-from event_pipeline import importer
+from event_pipeline.importer import publishing
 from event_pipeline.publish.write import CHUNK
 
 CLI = str(Path(sys.executable).parent / "event-pipeline")
@@ -100,7 +100,7 @@ def _running(url: str) -> bool:
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_connection_dropped_mid_import_then_retry(db_url, monkeypatch):
     """The server ends our session half-way through the writes: FAILURE, no rows, and a retry succeeds."""
-    real = importer.publish
+    real = publishing.publish
 
     def publish_and_lose_connection(conn, plans, sha256, before_commit=None):
         def kill_own_backend(c):
@@ -110,7 +110,7 @@ def test_connection_dropped_mid_import_then_retry(db_url, monkeypatch):
 
         real(conn, plans, sha256, before_commit=kill_own_backend)
 
-    monkeypatch.setattr(importer, "publish", publish_and_lose_connection)
+    monkeypatch.setattr(publishing, "publish", publish_and_lose_connection)
     code, result = import_archive(sample("FOSSASIASummit2016"), db_url)
     assert code == 1
     assert result["state"] == "FAILURE"

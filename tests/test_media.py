@@ -32,9 +32,9 @@ from conftest import GOOD_SAMPLES, Backend, dump, import_archive, rows, sample, 
 from expectations import _id, read_documents
 from processes import LoopbackProxy
 
-from event_pipeline import importer
 from event_pipeline.assets import ARCHIVES
 from event_pipeline.definitions import IMPORT_JOB_NAME, defs
+from event_pipeline.importer import publishing
 from event_pipeline.media import fetch as fetch_module
 from event_pipeline.media import upload as media_plan
 from event_pipeline.media.storage import LocalStorage, S3Storage, StorageError, valid_key
@@ -356,13 +356,13 @@ def test_media_only_change_updates_rows_in_the_same_commit(db_url, backend, tmp_
 
 
 def _fail_after_writing(monkeypatch):
-    real = importer.publish
+    real = publishing.publish
 
     def publish_then_fail(conn, plans, sha256, before_commit=None):
         real(conn, plans, sha256, before_commit=before_commit)
         raise RuntimeError("injected failure after all writes")
 
-    monkeypatch.setattr(importer, "publish", publish_then_fail)
+    monkeypatch.setattr(publishing, "publish", publish_then_fail)
 
 
 def test_failed_import_removes_its_uploads(db_url, backend, tmp_path, monkeypatch):
@@ -552,7 +552,7 @@ def test_reexecution_after_a_failed_publish_stores_the_objects_again(db_url, bac
         with dg.execute_job(job, instance, run_config=run_config, tags={"dagster/partition": "conf"}) as first:
             assert not first.success
         assert backend.objects() == {}
-        monkeypatch.setattr(importer, "publish", _REAL_PUBLISH)
+        monkeypatch.setattr(publishing, "publish", _REAL_PUBLISH)
         options = dg.ReexecutionOptions.from_failure(first.run_id, instance)
         with dg.execute_job(job, instance, tags={"dagster/partition": "conf"}, reexecution_options=options) as second:
             assert second.success
@@ -565,7 +565,7 @@ def test_reexecution_after_a_failed_publish_stores_the_objects_again(db_url, bac
         assert get(url) == MEDIA_FILES[archive_value.lstrip("/")]
 
 
-_REAL_PUBLISH = importer.publish
+_REAL_PUBLISH = publishing.publish
 
 
 def _import_job():

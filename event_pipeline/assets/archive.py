@@ -2,7 +2,6 @@
 
 from collections import Counter
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -11,9 +10,9 @@ from sqlalchemy.engine import Engine
 
 from event_pipeline import settings
 from event_pipeline.assets.common import ARCHIVES, GROUP, HOST_TAG, KEY_TAG, PID_TAG, failure, reported
-from event_pipeline.importer import ValidatedArchive, validate_archive
+from event_pipeline.importer import ValidatedArchive, open_source, validate_archive
 from event_pipeline.intake import keys, s3
-from event_pipeline.problems import ImportFailed, Problem
+from event_pipeline.problems import Problem
 from event_pipeline.publish import import_log
 from event_pipeline.resources import DatabaseResource
 
@@ -85,11 +84,7 @@ def archive(context: dg.AssetExecutionContext, config: ArchiveConfig, database: 
     import_log.open_job(engine, key=key, run_id=context.run.run_id, path=path, sha256=None)
     context.log.info(f"importing {path} as {key!r} into {database.describe()}")
     with reported():
-        local = str(s3.fetch(path)) if s3.is_s3(path) else path  # downloaded to <data dir>/s3/...
-        unusable = keys.file_problem(local)  # a FIFO or a device would block or never end
-        if unusable:
-            raise ImportFailed([Problem(Path(path).name, None, None, unusable.replace(local, path))])
-        validated = validate_archive(engine, local, key, force=config.force)
+        validated = validate_archive(engine, open_source(path), key, force=config.force)
     kinds = Counter(w.file for w in validated.warnings)
     context.log.info(
         f"archive {key}: sha256 {validated.sha256[:12]}, "

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import dagster as dg
 from sqlalchemy.engine import Engine
 
+from event_pipeline import importer
 from event_pipeline.intake import keys
 from event_pipeline.problems import ImportFailed, Problem
 from event_pipeline.publish import import_log, result
-from event_pipeline.redact import mask
 
 GROUP = "event_import"
 
@@ -28,21 +28,10 @@ ARCHIVES = dg.DynamicPartitionsDefinition(name="archives")
 
 
 def record_failure(engine: Engine, key: str, run_id: str, exc: BaseException) -> None:
-    """The one failure path: close the run's ``import_jobs`` row as FAILURE with the error.
-
-    An :class:`ImportFailed` (also as the cause of the ``dg.Failure`` made from it by
-    :func:`reported`) keeps every problem; any other exception is one problem, its
-    first line with passwords masked, and is recorded if the database still takes it.
-    """
+    """:func:`event_pipeline.importer.record_failure`, for a ``dg.Failure`` made from an
+    :class:`ImportFailed` by :func:`reported` too (its problems are the cause's)."""
     cause = exc.__cause__ if isinstance(exc, dg.Failure) and isinstance(exc.__cause__, ImportFailed) else exc
-    if isinstance(cause, ImportFailed):
-        import_log.record_failure(
-            engine, key=key, run_id=run_id, error=str(cause), errors=cause.errors, warnings=cause.warnings
-        )
-        return
-    problem = Problem(None, None, None, mask(f"{type(exc).__name__}: {_one_line(exc)}"))
-    with contextlib.suppress(Exception):  # the database may be what failed
-        import_log.record_failure(engine, key=key, run_id=run_id, error=str(problem), errors=[problem], warnings=[])
+    importer.record_failure(engine, key, run_id, cause)
 
 
 @dg.failure_hook(required_resource_keys={"database"})
@@ -81,18 +70,6 @@ def reported() -> Iterator[None]:
         raise failure(exc.errors, exc.warnings) from exc
 
 
-@contextlib.contextmanager
-def recording_failure(engine: Engine, key: str, run_id: str) -> Iterator[None]:
-    """For imports run outside the import job (the bulk op): :func:`record_failure`, then :func:`reported`."""
-    try:
-        with reported():
-            yield
-    except Exception as exc:
-        if not (isinstance(exc, dg.Failure) and exc.__cause__ is None):  # a Failure of our own: nothing to record
-            record_failure(engine, key, run_id, exc)
-        raise
-
-
 def failure(errors: list[Problem], warnings: list[Problem]) -> dg.Failure:
     exc = ImportFailed(errors, warnings)
     listed = result.listed(errors, warnings)  # bounded: the run's event log is no place for a million problems
@@ -107,8 +84,3 @@ def _metadata(value: object) -> dg.MetadataValue:
     if isinstance(value, (list, dict)):
         return dg.MetadataValue.json(value)
     return dg.MetadataValue.int(value) if isinstance(value, int) else dg.MetadataValue.text(str(value))
-
-
-def _one_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else ""

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from event_pipeline import settings
-from event_pipeline.problems import ImportFailed, Problem
+from event_pipeline.problems import ImportFailed, Problem, first_line
 
 SCHEME = "s3://"
 
@@ -126,6 +126,6 @@ def fetch(url: str, s3=None) -> Path:
         os.replace(temp, target)
     except Exception as exc:
         Path(temp).unlink(missing_ok=True)
-        message = f"cannot download {url}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        message = f"cannot download {url}: {type(exc).__name__}: {first_line(exc)}"
         raise ImportFailed([Problem(PurePosixPath(key).name, None, None, message)]) from exc
     return target

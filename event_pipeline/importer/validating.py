@@ -1,0 +1,131 @@
+"""Step 1, validate: the whole archive read, normalised and checked; any error stops the import before a write."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from event_pipeline.media.check import Digest, check_media
+from event_pipeline.model.catalog import ModelSpec
+from event_pipeline.plan.diff import EventTarget, event_target
+from event_pipeline.problems import ImportFailed, Problem
+from event_pipeline.read.archive import read_archive
+from event_pipeline.read.normalise import Normalised, normalise
+
+
+@dataclass
+class ValidatedArchive:
+    """The ``archive`` asset's output: a checked archive and where it goes.
+
+    Pickled (for a re-execution from failure) without its normalised records,
+    which are most of an import's memory and pickle to hundreds of MB: they
+    are read again from the archive on first use, after checking that its
+    bytes are still the ones validated.
+    """
+
+    key: str
+    path: str
+    sha256: str
+    target: EventTarget
+    unchanged: bool  # same bytes as the last successful import: nothing to do
+    _normalised: Normalised | None = field(repr=False)
+    warnings: list[Problem]
+    media: dict[str, str] = field(default_factory=dict)  # the zip's media files: normalised path -> member
+    unmapped: dict[str, dict[str, int]] = field(default_factory=dict)  # see Normalised.unmapped
+    media_digests: dict[str, Digest] = field(default_factory=dict)  # member -> its bytes' sha256 and size
+
+    @property
+    def normalised(self) -> Normalised | None:
+        if self._normalised is None and not self.unchanged:
+            self._normalised = _reread(Path(self.path), self.sha256)
+        return self._normalised
+
+    def records(self, spec: ModelSpec) -> list:
+        return self.normalised.records.get(spec.name, []) if self.normalised else []
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_normalised": None}
+
+
+def _reread(path: Path, sha256: str) -> Normalised:
+    """The normalised archive again, in a later process of the same run (re-execution from failure)."""
+    with read_archive(path) as archive:
+        if archive.sha256 != sha256:
+            raise ImportFailed(
+                [Problem(path.name, None, None, "the archive changed since this run validated it; start a new import")]
+            )
+        with _gc_paused():
+            return normalise(archive)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Parsing and normalising allocate millions of small objects and free none of them; Python's
+    cyclic GC would traverse them again and again (it was half the time of these steps, and ~4 s of
+    CPU in the later steps of a 100k-session import). The collector is off while they are made, and
+    they are then frozen (left out of collections; reference counting still frees them) until
+    :func:`publish_step` ends (or the bulk import of the archive fails) and :func:`release_frozen`
+    unfreezes them, so a long-lived worker keeps collecting as before."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+        gc.freeze()  # only what a valid archive produced: a failed validation leaves nothing frozen
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def release_frozen() -> None:
+    """Make what validation froze collectable again; called when an import ends, however it ends."""
+    gc.unfreeze()
+
+
+def validate_archive(
+    engine: Engine, path: str | Path, key: str, *, force: bool = False, reserve: bool = True
+) -> ValidatedArchive:
+    """Read, normalise and cross-check the archive. Raises ImportFailed listing every error.
+
+    The archive's bytes are copied and hashed first, in one pass, and read only from that copy (see
+    ``archive.snapshot``): the same bytes as the last successful import of the key are not even
+    parsed, and replacing the file meanwhile cannot mix two versions."""
+    with read_archive(path) as archive:
+        problems = archive.problems
+        sha256 = archive.sha256
+        if not sha256:
+            raise ImportFailed(problems.errors, problems.warnings)  # the file cannot be read
+        target = event_target(engine, key, reserve=False)
+        if not force and target.previous_sha256 == sha256:
+            return ValidatedArchive(key, str(path), sha256, target, True, None, [])
+        if problems.errors and not archive.members:
+            raise ImportFailed(problems.errors, problems.warnings)  # not a zip we can read at all
+        with _gc_paused():
+            # Normalise even after a JSON error elsewhere, so every problem is reported at once.
+            normalised = normalise(archive)
+            # Every media member read, from the same private copy, before any write.
+            media = check_media(archive.zipfile or archive.path, archive.media, normalised)
+            problems.errors.extend(media.errors)
+            problems.warnings.extend(media.warnings)
+            if problems.errors:
+                raise ImportFailed(problems.errors, problems.warnings)
+    if target.is_new and reserve:
+        target = event_target(engine, key)  # a new event's id is reserved only for a valid archive
+    warnings = normalised.problems.warnings
+    return ValidatedArchive(
+        key,
+        str(path),
+        sha256,
+        target,
+        False,
+        normalised,
+        warnings,
+        archive.media,
+        normalised.unmapped,
+        media.digests,
+    )
