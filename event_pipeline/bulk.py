@@ -40,7 +40,7 @@ from event_pipeline import settings
 from event_pipeline.assets.archive import resolve_path
 from event_pipeline.assets.common import ARCHIVES, failure, recording_failure
 from event_pipeline.importer import plan_all, publish_step, release_frozen, validate_archive
-from event_pipeline.intake import keys, s3
+from event_pipeline.intake import keys, roots, s3
 from event_pipeline.intake.drop import ignore_reason
 from event_pipeline.media import FetchPolicy, Storage, prepare
 from event_pipeline.model.catalog import MEDIA_MODELS
@@ -123,6 +123,11 @@ def expand_paths(paths: list[str], skipped: list[tuple[str, str]] | None = None)
             found.append(where)
 
     for given in paths:
+        folder = not given.lower().endswith(".zip") if s3.is_s3(given) else Path(given).expanduser().is_dir()
+        refused = roots.refusal(given) if folder else None  # a file outside the roots: refused by its import
+        if refused:  # a folder or prefix outside the roots is not even listed
+            skipped.append((given, refused))
+            continue
         if s3.is_s3(given):
             if given.lower().endswith(".zip"):
                 found.append(given)
@@ -222,6 +227,9 @@ def import_one_archive(
     error = keys.key_error(key)
     if error:  # before a lock, a row or a file is made from it
         raise failure([Problem(None, None, "key", error)], [])
+    refused = roots.refusal(path)
+    if refused:  # the launchpad takes any path: only the archive roots are read
+        raise failure([Problem(None, None, "path", refused)], [])
     try:
         with recording_failure(engine, key, job_id), key_lock(engine, key, timeout=lock_timeout, on_wait=waiting):
             import_log.fail_interrupted(engine, key, job_id)

@@ -9,6 +9,7 @@ import os
 IMPORT_JOB = "import_archive"
 SOURCE_TAG = "event_pipeline/source"  # who asked for the run: sensor, schedule, cli
 MARKER_TAG = "event_pipeline/marker"  # the sha256 or ETag the sensor saw
+USER_TAG = "event_pipeline/user"  # the API user (token email) who uploaded the archive; gets the result email
 
 
 def interval_seconds() -> int:

@@ -1,0 +1,96 @@
+"""Where a run of the import may read archives from: the configured archive roots.
+
+The Dagster webserver has no login, and its launchpad lets whoever reaches
+it set ``ops.archive.config.path`` (or the bulk job's ``paths``) to any file
+on the server. So every import run reads archives only from under
+``EVENT_PIPELINE_ARCHIVE_ROOTS``: a list separated by ``os.pathsep`` (``:``)
+of folders, single files, or ``s3://bucket/prefix`` URLs. Unset, the roots
+are the drop folder (or the S3 drop prefix), the API's upload store and the
+bundled example archive.
+
+A local path is compared after resolving symbolic links and ``..``, so a
+link inside a root that points outside it is refused too. The command line
+is the one exception (:func:`unrestricted`): whoever runs it can read the
+file anyway, and ``event-pipeline import path/to/any.zip`` must keep working.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from event_pipeline import settings
+from event_pipeline.intake import s3
+
+ROOTS_ENV = "EVENT_PIPELINE_ARCHIVE_ROOTS"
+_unrestricted = 0  # >0 while the command line runs the job in its own process
+
+
+def upload_dir(create: bool = False) -> Path:
+    """``EVENT_PIPELINE_UPLOAD_DIR``, else ``<data dir>/uploads``: where the HTTP API stores archives."""
+    configured = os.environ.get("EVENT_PIPELINE_UPLOAD_DIR")
+    path = Path(configured).expanduser() if configured else settings.data_dir(create) / "uploads"
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+    return path.resolve()
+
+
+def default_roots() -> list[str]:
+    """The drop folder or S3 drop prefix, the upload store, the bundled example (not created here)."""
+    drop = os.environ.get("EVENT_PIPELINE_DROP_URL") or str(
+        Path(os.environ.get("EVENT_PIPELINE_DROP_DIR") or "drop").expanduser().resolve()
+    )
+    return [drop, str(upload_dir()), str(settings.example_archive())]
+
+
+def archive_roots() -> list[str]:
+    """The configured roots (``EVENT_PIPELINE_ARCHIVE_ROOTS``), else :func:`default_roots`."""
+    configured = os.environ.get(ROOTS_ENV)
+    if configured is None or not configured.strip():
+        return default_roots()
+    return [part.strip() for part in configured.split(os.pathsep) if part.strip()]
+
+
+def _under_s3(url: str, root: str) -> bool:
+    prefix = root.rstrip("/") + "/"
+    return url.startswith(prefix) and ".." not in url[len(prefix) :].split("/")
+
+
+def _under_local(path: str, root: str) -> bool:
+    target = Path(path).expanduser().resolve()
+    base = Path(root).expanduser().resolve()
+    return target == base or target.is_relative_to(base)
+
+
+def refusal(path: str) -> str | None:
+    """Why a run may not read ``path`` (a local path or an ``s3://`` URL), or None if it may."""
+    if _unrestricted:
+        return None
+    roots = archive_roots()
+    if s3.is_s3(path):
+        allowed = any(_under_s3(path, root) for root in roots if s3.is_s3(root))
+    else:
+        allowed = any(_under_local(path, root) for root in roots if not s3.is_s3(root))
+    if allowed:
+        return None
+    return (
+        f"archive {path} is outside the archive roots ({', '.join(roots)}); "
+        f"put it in the drop folder, upload it through the API, or add its folder to {ROOTS_ENV}"
+    )
+
+
+@contextlib.contextmanager
+def unrestricted() -> Iterator[None]:
+    """Lift the check for this process while the block runs: the command line's in-process job only.
+
+    Run workers launched by the daemon are other processes, so nothing a
+    webserver user starts ever runs inside this block.
+    """
+    global _unrestricted
+    _unrestricted += 1
+    try:
+        yield
+    finally:
+        _unrestricted -= 1
