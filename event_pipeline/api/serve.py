@@ -66,10 +66,21 @@ def _stop(procs: dict[str, subprocess.Popen]) -> None:
             os.killpg(proc.pid, signal.SIGKILL)  # what is left of the group: code servers, run workers
 
 
+def _prepare_instance() -> None:
+    """Create a fresh home's storage tables here, once: three processes creating them at once on SQLite
+    collide ("table ... already exists"), as two CLI imports would (see cli.run_import)."""
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        instance.get_runs(limit=1)
+        instance.all_instigator_state()
+
+
 def main() -> int:
     """Start the three processes; return when one of them ends or a stop signal comes (exit code 0 on a signal)."""
     home = settings.dagster_home()  # made, with the project's dagster.yaml, if missing
     os.environ["DAGSTER_HOME"] = str(home)
+    _prepare_instance()
     secret, where = config.ensure_secret()
     os.environ[config.SECRET_ENV] = secret  # the API reads it from here; it never appears on a command line
     print(f"DAGSTER_HOME: {home}", flush=True)

@@ -73,11 +73,32 @@ def failure_from_row(row: dict[str, Any]) -> dict[str, Any]:
     return {**out, "result": {"error": out["error"]}}
 
 
-def _settled(engine: Engine, run: dg.DagsterRun, row: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The result once the row is closed: SUCCESS as soon as the import committed (the asset checks
-    that follow cannot undo it), FAILURE as soon as the import recorded its errors. None before."""
+def _published(instance: dg.DagsterInstance, run_id: str) -> dict[str, Any] | None:
+    """The ``import_result`` step's materialization metadata once it has succeeded (None before)."""
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+        materialization = entry.asset_materialization
+        if materialization is not None and materialization.asset_key == dg.AssetKey("import_result"):
+            return dict(materialization.metadata)
+    return None
+
+
+def _settled(
+    instance: dg.DagsterInstance, engine: Engine, run: dg.DagsterRun, row: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The result once the row is closed: SUCCESS once the import committed and its step ended (the
+    asset checks that follow cannot undo it), FAILURE as soon as the import recorded its errors. None
+    before.
+
+    The SUCCESS is what the command line prints: the row's result, plus the media summary that only
+    the step's output holds (it is in the step's materialization metadata).
+    """
     if row and row["state"] == "SUCCESS":
-        return result.success_from_row(engine, row, force=_forced(run))
+        published = _published(instance, run.run_id)
+        if published is None and run.status not in ENDED:
+            return None  # committed a moment ago; the step is finishing
+        media = published.get("media") if published else None
+        extra = {"media": media.value} if isinstance(media, dg.JsonMetadataValue) else {}
+        return {**result.success_from_row(engine, row, force=_forced(run)), **extra}
     if row and row["state"] == "FAILURE" and row.get("errors"):
         return failure_from_row(row)
     return None
@@ -103,7 +124,7 @@ def task(instance: dg.DagsterInstance, engine: Engine, run: dg.DagsterRun) -> di
     """The task's JSON: ``task_id``, ``state``, and once ended, the result (see the module's docstring)."""
     head = {"task_id": run.run_id, "task_url": task_url(run.run_id)}
     row = None if run.status in WAITING else import_log.get_job(engine, run.run_id)
-    settled = _settled(engine, run, row)
+    settled = _settled(instance, engine, run, row)
     if settled is not None:
         return {**head, **settled}
     if run.status in ENDED:

@@ -3,8 +3,9 @@
 The Dagster webserver has no login, and its launchpad lets whoever reaches
 it set ``ops.archive.config.path`` (or the bulk job's ``paths``) to any file
 on the server. So every import run reads archives only from under
-``EVENT_PIPELINE_ARCHIVE_ROOTS``: a list separated by ``os.pathsep`` (``:``)
-of folders, single files, or ``s3://bucket/prefix`` URLs. Unset, the roots
+``EVENT_PIPELINE_ARCHIVE_ROOTS``: a comma-separated list of folders, single
+files, or ``s3://bucket/prefix`` URLs (``s3://`` alone: any bucket the
+credentials reach). Unset, the roots
 are the drop folder (or the S3 drop prefix), the API's upload store and the
 bundled example archive.
 
@@ -25,6 +26,7 @@ from event_pipeline import settings
 from event_pipeline.intake import s3
 
 ROOTS_ENV = "EVENT_PIPELINE_ARCHIVE_ROOTS"
+SEPARATOR = ","  # not os.pathsep: an s3:// URL has a colon
 _unrestricted = 0  # >0 while the command line runs the job in its own process
 
 
@@ -50,11 +52,11 @@ def archive_roots() -> list[str]:
     configured = os.environ.get(ROOTS_ENV)
     if configured is None or not configured.strip():
         return default_roots()
-    return [part.strip() for part in configured.split(os.pathsep) if part.strip()]
+    return [part.strip() for part in configured.split(SEPARATOR) if part.strip()]
 
 
 def _under_s3(url: str, root: str) -> bool:
-    prefix = root.rstrip("/") + "/"
+    prefix = root if root.endswith("/") else root + "/"
     return url.startswith(prefix) and ".." not in url[len(prefix) :].split("/")
 
 
