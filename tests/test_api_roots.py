@@ -14,6 +14,7 @@ from event_pipeline import bulk, settings
 from event_pipeline.db import get_engine
 from event_pipeline.definitions import IMPORT_JOB_NAME, defs
 from event_pipeline.intake import roots
+from event_pipeline.sensors.reimport import reimport_plan
 
 
 @pytest.fixture
@@ -93,3 +94,9 @@ def test_bulk_refuses_files_and_folders_outside_the_roots(db_url, layout, tmp_pa
     assert bulk.expand_paths([str(tmp_path / "elsewhere")], skipped) == []  # not even listed
     assert [where for where, _ in skipped] == [str(tmp_path / "elsewhere")]
     assert scalar(db_url, "select count(*) from events") == 0
+
+
+def test_the_nightly_reimport_skips_archives_outside_the_roots(layout):
+    outside, dropped, uploaded = layout  # e.g. a file last imported with the command line
+    todo, skipped = reimport_plan({"a": str(outside), "b": str(dropped), "c": str(uploaded)}, ["a", "b", "c"])
+    assert todo == {"b": str(dropped), "c": str(uploaded)} and skipped == ["a"]
