@@ -8,7 +8,8 @@ the nine model steps in the reference server's order (its task said
 Once the import has closed its ``import_jobs`` row (or the run has ended),
 the row decides, as for the command line: ``SUCCESS`` with the very JSON
 ``event-pipeline import`` prints, or ``FAILURE`` with ``result.error`` and
-every error the row kept.
+every error the row kept (and ``retried_as``, the retry's task URL, when
+Dagster retried a run whose worker died).
 """
 
 from __future__ import annotations
@@ -125,12 +126,21 @@ def task(instance: dg.DagsterInstance, engine: Engine, run: dg.DagsterRun) -> di
     head = {"task_id": run.run_id, "task_url": task_url(run.run_id)}
     row = None if run.status in WAITING else import_log.get_job(engine, run.run_id)
     settled = _settled(instance, engine, run, row)
+    if settled is None and run.status in ENDED:
+        settled = _ended(instance, run)
     if settled is not None:
-        return {**head, **settled}
-    if run.status in ENDED:
-        return {**head, **_ended(instance, run)}
+        return {**head, **settled, **_retry(instance, run, settled)}
     state = WAITING.get(run.status) or progress(instance, run.run_id)
     return {**head, "state": state, "key": run.tags.get("event_pipeline/key")}
+
+
+def _retry(instance: dg.DagsterInstance, run: dg.DagsterRun, outcome: dict[str, Any]) -> dict[str, Any]:
+    """A failed run whose worker died is retried by Dagster as a new run (``run_retries``, with the
+    same tags, so the same owner): point the failed task at it."""
+    if outcome.get("state") != "FAILURE":
+        return {}
+    retries = instance.get_runs(dg.RunsFilter(tags={"dagster/parent_run_id": run.run_id}), limit=1)
+    return {"retried_as": task_url(retries[0].run_id)} if retries else {}
 
 
 def summary(record: dg.RunRecord, row: dict[str, Any] | None) -> dict[str, Any]:
