@@ -91,6 +91,10 @@ def test_upload_and_poll_to_the_clis_result_then_again_in_place(stack: Stack, tm
         assert scalar(stack.db_url, "select count(*) from events where import_key = :k", k=path.stem) == 1
         stored = stack.uploads / f"{hashlib.sha256(path.read_bytes()).hexdigest()}.zip"
         assert stored.read_bytes() == path.read_bytes() and stack.leftovers() == []
+        # The uploader hears of the unchanged re-import too; the configured recipients do not.
+        stack.wait(lambda: len([m for m in stack.mailbox.messages if m["To"] == email]) == 2, "the second email")
+        to = sorted(m["To"] for m in stack.mailbox.messages if m["Subject"] == subject)
+        assert to == sorted([email, email, "ops@example.org"])
 
         listed = client.get("/v1/import-jobs", params={"limit": 1}).json()
         assert [i["task_id"] for i in listed["items"]] == [again["task_id"]]  # newest first
