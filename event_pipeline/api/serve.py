@@ -24,7 +24,7 @@ from pathlib import Path
 from event_pipeline import settings
 from event_pipeline.api import config
 
-STOP_SECONDS = 20  # after SIGTERM, before SIGKILL
+STOP_SECONDS = 15  # after SIGTERM, before SIGKILL (within the 20 s a test or systemd gives serve itself)
 
 
 def _commands(bin_dir: Path) -> dict[str, list[str]]:
