@@ -310,7 +310,7 @@ def test_signal_during_the_import_closes_the_row_and_commits_nothing(db_url, tmp
     ("args", "error"),
     [
         (["import", "--bogus"], "unrecognized arguments: --bogus"),
-        (["frobnicate"], "argument command: invalid choice: 'frobnicate' (choose from 'import', 'validate')"),
+        (["frobnicate"], "argument command: invalid choice: 'frobnicate' (choose from 'import', 'validate', 'token')"),
         (["validate"], "the following arguments are required: path"),
         ([], "the following arguments are required: command"),
     ],
