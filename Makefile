@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint dev example clean
+.PHONY: install run test lint dev serve example clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ lint: install
 dev: install
 	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/data/dagster_home} $(BIN)/python -c "import event_pipeline.settings as s; s.dagster_home()"
 	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/data/dagster_home} $(BIN)/dagster dev -w workspace.yaml
+
+## The Dagster webserver and daemon plus the HTTP import API, in one command (see README, "HTTP API").
+serve: install
+	$(BIN)/python -m event_pipeline.api.serve
 
 example: install
 	$(BIN)/python scripts/make_example.py

@@ -39,7 +39,7 @@ from event_pipeline.assets import materializations
 from event_pipeline.assets.archive import resolve_path
 from event_pipeline.assets.common import ARCHIVES, reported
 from event_pipeline.importer import import_archive
-from event_pipeline.intake import keys, s3
+from event_pipeline.intake import keys, roots, s3
 from event_pipeline.intake.drop import ignore_reason
 from event_pipeline.media import FetchPolicy, Storage
 from event_pipeline.model.schema import import_jobs
@@ -128,6 +128,11 @@ def expand_paths(paths: list[str], skipped: list[tuple[str, str]] | None = None)
             found.append(where)
 
     for given in paths:
+        folder = not given.lower().endswith(".zip") if s3.is_s3(given) else Path(given).expanduser().is_dir()
+        refused = roots.refusal(given) if folder else None  # a file outside the roots: refused by its import
+        if refused:  # a folder or prefix outside the roots is not even listed
+            skipped.append((given, refused))
+            continue
         if s3.is_s3(given):
             if given.lower().endswith(".zip"):
                 found.append(given)

@@ -196,6 +196,7 @@ def run_import(path: str, key: str | None, force: bool, database_url: str | None
     from event_pipeline.assets import ARCHIVES
     from event_pipeline.assets.common import HOST_TAG, KEY_TAG, PID_TAG
     from event_pipeline.definitions import IMPORT_JOB_NAME, defs, import_run_config
+    from event_pipeline.intake import roots
     from event_pipeline.resources.database import run_scoped
 
     with _home_lock(home):
@@ -211,7 +212,9 @@ def run_import(path: str, key: str | None, force: bool, database_url: str | None
     stopped: BaseException | None = None
     try:
         try:
-            with instance:
+            # Whoever runs the command can read the file anyway: the archive roots guard the
+            # runs other entry points (the launchpad, the API) start, not this one.
+            with instance, roots.unrestricted():
                 job = defs.resolve_job_def(IMPORT_JOB_NAME)
                 outcome = job.execute_in_process(
                     instance=instance,
@@ -258,7 +261,7 @@ def _settle(
         engine = get_engine(url)
         row = import_log.get_job(engine, run_id)
         if row and row["state"] == "SUCCESS":
-            return _success_from_row(engine, row, force)
+            return result.success_from_row(engine, row, force)
         if not row or row["state"] != "FAILURE" or not row.get("errors"):
             row = import_log.close_unfinished(engine, key=key, run_id=run_id, error=reason, path=str(archive))
     except Exception as exc:  # the database itself may be what failed
@@ -267,23 +270,6 @@ def _settle(
         return result.failure([Problem(None, None, None, mask(note))], key=key)
     errors, warnings = result.from_job(row)
     return result.failure(errors or [Problem(None, None, None, reason)], warnings, key)
-
-
-def _success_from_row(engine: Engine, row: dict[str, Any], force: bool) -> dict[str, Any]:
-    """The SUCCESS result as :func:`event_pipeline.publish.result.success` makes it, from the committed row."""
-    from event_pipeline.publish import import_log, result
-
-    previous = import_log.previous_success_sha256(engine, row["key"], row["id"])
-    return {
-        "state": "SUCCESS",
-        "result": row["result"],
-        "key": row["key"],
-        "counts": row["counts"],
-        "diff": row["diff"],
-        **result.listed(warnings=[Problem(**w) for w in row["warnings"] or []]),
-        "unmapped": row.get("unmapped") or {},
-        "unchanged_archive": not force and previous is not None and previous == row["archive_sha256"],
-    }
 
 
 def _reason(outcome: Any, stopped: BaseException | None) -> str:
@@ -337,6 +323,15 @@ def _validation_engine(url: str) -> Engine:
 
 def run_validate(path: str, key: str | None, database_url: str | None) -> int:
     """Dry run: every problem and the would-be diff; writes nothing anywhere (no data folder, no SQLite file)."""
+    return _emit(validation(path, key, database_url))
+
+
+def validation(path: str, key: str | None, database_url: str | None) -> dict[str, Any]:
+    """The dry run's result (``state`` VALID, INVALID, or FAILURE for an unusable database URL), unprinted.
+
+    What ``event-pipeline validate`` prints, and what the HTTP API's
+    ``?dry_run=true`` returns.
+    """
     settings = _settings()
     from event_pipeline import importer
     from event_pipeline.publish import result
@@ -345,27 +340,25 @@ def run_validate(path: str, key: str | None, database_url: str | None) -> int:
     archive, key, refused = _checked(path, key, url)
     if refused:
         state = "FAILURE" if any(p.field == "database_url" for p in refused) else "INVALID"
-        return _emit({**result.failure(refused, key=key), "state": state})
+        return {**result.failure(refused, key=key), "state": state}
     engine = _validation_engine(url)
     try:
         validated = importer.validate_archive(engine, archive, key, force=True, reserve=False)
     except ImportFailed as exc:
-        return _emit({**result.failure(exc.errors, exc.warnings, key), "state": "INVALID"})
+        return {**result.failure(exc.errors, exc.warnings, key), "state": "INVALID"}
     try:
         counts, diff = importer.summarise(importer.plan_all(engine, validated, reserve=False))
     finally:
         importer.release_frozen()  # nothing is published: release here what validation froze
-    return _emit(
-        {
-            "state": "VALID",
-            "key": key,
-            "event_name": validated.normalised.event.values.get("name"),
-            "counts": counts,
-            "diff": diff,
-            **result.listed(warnings=validated.warnings),
-            "unmapped": validated.unmapped,
-        }
-    )
+    return {
+        "state": "VALID",
+        "key": key,
+        "event_name": validated.normalised.event.values.get("name"),
+        "counts": counts,
+        "diff": diff,
+        **result.listed(warnings=validated.warnings),
+        "unmapped": validated.unmapped,
+    }
 
 
 class UsageError(Exception):
@@ -416,7 +409,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     upgrade = db.add_parser("upgrade", help="create the schema, or upgrade it to the newest revision")
     upgrade.add_argument("--database-url")
+    tok = sub.add_parser("token", help="print a token for the HTTP import API (signed with its secret)")
+    tok.add_argument("--email", required=True, help="the user: owns the imports, receives their result emails")
+    tok.add_argument("--hours", type=int, help="lifetime (default: $EVENT_PIPELINE_TOKEN_HOURS or 24)")
     return parser
+
+
+def run_token(email: str, hours: int | None) -> int:
+    """Print a token for ``email`` (the bare token, for ``$(event-pipeline token ...)``); the secret is
+    ``EVENT_PIPELINE_JWT_SECRET``, else the one ``make serve`` keeps in the data folder (made here if missing)."""
+    from event_pipeline.api import config
+    from event_pipeline.api.auth import make_token
+
+    if "@" not in email or email != email.strip():
+        return _failure([Problem(None, None, "email", f"not an email address: {email!r}")])
+    secret, made = config.ensure_secret()
+    if made is not None:
+        sys.stderr.write(f"signed with the secret in {made}\n")
+    sys.stdout.write(make_token(email, secret, hours or config.token_hours()) + "\n")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -437,6 +448,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
         if args.command == "db":
             return run_db_upgrade(args.database_url)
+        if args.command == "token":
+            return run_token(args.email, args.hours)
         if args.command == "import":
             example = str(_settings().example_archive())
             return run_import(args.path or example, args.key, args.force, args.database_url)

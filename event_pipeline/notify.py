@@ -92,15 +92,21 @@ def recipients() -> list[str]:
     return [a.strip() for a in settings.current().notify_to.split(",") if a.strip()]
 
 
-def send(notification: Notification, logger: logging.Logger | Any = None) -> bool:
-    """Email it when SMTP is configured, else log it; True if an email was sent.
+def smtp_configured() -> bool:
+    """Whether ``EVENT_PIPELINE_SMTP_URL`` is set (emails can be sent at all)."""
+    return bool(settings.current().smtp_url)
+
+
+def send(notification: Notification, logger: logging.Logger | Any = None, to: list[str] | None = None) -> bool:
+    """Email it to ``to`` (default: :func:`recipients`) when SMTP is configured, else log it; True if an
+    email was sent.
 
     Never raises: a mail server being down must not stop the sensor that
     notifies, and later notifications.
     """
     logger = logger or log
     url = settings.current().smtp_url
-    to = recipients()
+    to = recipients() if to is None else to
     if not url or not to:
         logger.info(f"{notification.subject}\n{notification.body}")
         return False

@@ -133,6 +133,39 @@ class Settings(BaseSettings):
         description="folder (shared by all workers) for the bulk job's step outputs",
         json_schema_extra={"shown_default": "the instance's storage folder"},
     )
+    # Where runs may read archives from (intake/roots.py), and the HTTP API's upload store
+    archive_roots: str | None = Field(
+        None,
+        description="comma-separated folders, files or `s3://bucket/prefix` URLs an import run may read archives "
+        "from (the command line excepted)",
+        json_schema_extra={"shown_default": "the drop folder (or S3 drop prefix), the upload store, the example"},
+    )
+    upload_dir: Path | None = Field(
+        None,
+        description="where the HTTP API stores uploaded archives",
+        json_schema_extra={"shown_default": "`<data dir>/uploads`"},
+    )
+    # The HTTP import API (api/) and `make serve`
+    api_host: str = Field("127.0.0.1", description="where the HTTP API listens")
+    api_port: int = Field(8000, ge=1, description="the HTTP API's port")
+    ui_host: str = Field("127.0.0.1", description="where the Dagster webserver listens (`make serve`)")
+    ui_port: int = Field(3000, ge=1, description="the Dagster webserver's port (`make serve`)")
+    dagster_url: str | None = Field(
+        None,
+        description="the webserver's address as the API reaches it",
+        json_schema_extra={"shown_default": "`http://127.0.0.1:<UI port>`"},
+    )
+    jwt_secret: str | None = Field(
+        None,
+        repr=False,  # a secret
+        description="HS256 secret of the API's tokens",
+        json_schema_extra={"shown_default": "`<data dir>/api/jwt-secret` (made by `make serve`)"},
+    )
+    api_max_upload_bytes: int = Field(GiB, ge=1, description="largest upload the API takes (413 beyond)")
+    api_max_active: int = Field(
+        5, ge=1, description="a user's imports at once, uploads and unfinished runs (429 beyond)"
+    )
+    token_hours: int = Field(24, ge=1, description="lifetime of a token `event-pipeline token` prints")
     # Tests only
     test_kill_at: str | None = Field(
         None, description="test hook: `<point>[:<n>]` kills the importing process at a named point (never set it)"

@@ -310,7 +310,10 @@ def test_signal_during_the_import_closes_the_row_and_commits_nothing(db_url, tmp
     ("args", "error"),
     [
         (["import", "--bogus"], "unrecognized arguments: --bogus"),
-        (["frobnicate"], "argument command: invalid choice: 'frobnicate' (choose from 'import', 'validate', 'db')"),
+        (
+            ["frobnicate"],
+            "argument command: invalid choice: 'frobnicate' (choose from 'import', 'validate', 'db', 'token')",
+        ),
         (["validate"], "the following arguments are required: path"),
         (["db"], "the following arguments are required: action"),
         (["db", "downgrade"], "argument action: invalid choice: 'downgrade' (choose from 'upgrade')"),

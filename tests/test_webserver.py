@@ -100,6 +100,7 @@ def test_ui_lists_the_code_location_and_launches_an_import(db_url, dagster_pg, t
         EVENT_PIPELINE_DATA_DIR=str(tmp_path / "data"),
         EVENT_PIPELINE_DROP_DIR=str(tmp_path / "drop"),
         EVENT_PIPELINE_SENSOR_INTERVAL="1",
+        EVENT_PIPELINE_ARCHIVE_ROOTS=str(sample("OTS16").parent),  # the launch below names a sample by path
     )
     port = free_port()
     workspace = str(REPO / "workspace.yaml")

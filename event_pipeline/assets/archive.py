@@ -11,8 +11,8 @@ from sqlalchemy.engine import Engine
 from event_pipeline import settings
 from event_pipeline.assets.common import ARCHIVES, GROUP, HOST_TAG, KEY_TAG, PID_TAG, failure, reported
 from event_pipeline.importer import ValidatedArchive, open_source, validate_archive
-from event_pipeline.intake import keys, s3
-from event_pipeline.problems import Problem
+from event_pipeline.intake import keys, roots, s3
+from event_pipeline.problems import ImportFailed, Problem
 from event_pipeline.publish import import_log
 from event_pipeline.resources import DatabaseResource
 
@@ -80,6 +80,10 @@ def archive(context: dg.AssetExecutionContext, config: ArchiveConfig, database: 
         raise failure([Problem(None, None, "key", error)], [])
     engine = database.engine()
     path = resolve_path(config.path, key, import_log.last_archive_path(engine, key))
+    refused = roots.refusal(path)
+    if refused:  # the launchpad takes any path: only the archive roots are read (not recorded as a path to reuse)
+        with reported():  # the failure hook closes the run's row with this problem
+            raise ImportFailed([Problem(None, None, "path", refused)])
     fail_interrupted_runs(context.instance, engine, key, context.run.run_id)
     import_log.open_job(engine, key=key, run_id=context.run.run_id, path=path, sha256=None)
     context.log.info(f"importing {path} as {key!r} into {database.describe()}")

@@ -17,7 +17,7 @@ from event_pipeline.importer.failures import record_failure
 from event_pipeline.importer.planning import plan_all
 from event_pipeline.importer.publishing import publish_step
 from event_pipeline.importer.validating import release_frozen, validate_archive
-from event_pipeline.intake import keys, s3
+from event_pipeline.intake import keys, roots, s3
 from event_pipeline.model.catalog import MEDIA_MODELS
 from event_pipeline.problems import ImportFailed, Problem
 from event_pipeline.publish import import_log
@@ -51,14 +51,18 @@ def import_archive(
 
     Raises :class:`ImportFailed` (every problem) or whatever else stopped the
     import; either way nothing of it is committed and the ``import_jobs`` row
-    of ``run_id`` is FAILURE, except for a key that breaks the key rule,
-    refused before any row (or lock, or file) is made from it. Media are stored
+    of ``run_id`` is FAILURE, except for a key that breaks the key rule or a
+    path outside the archive roots (``intake/roots.py``), refused before any
+    row (or lock, or file) is made from them. Media are stored
     when a ``storage`` (``event_pipeline.media.Storage``) is given.
     """
     say = progress or (lambda message: None)
     error = keys.key_error(key)
     if error:
         raise ImportFailed([Problem(None, None, "key", error)])
+    refused = roots.refusal(path)
+    if refused:  # a run reads archives only from the archive roots
+        raise ImportFailed([Problem(None, None, "path", refused)])
 
     def waiting(holders: list[int]) -> None:
         say(f"{key}: another import of this key is running (server pid {holders}); waiting for it")

@@ -10,10 +10,13 @@ bounded too (``problems.TEXT_LIMITS``).
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from event_pipeline.problems import Problem, ProblemList, kinds, summary, total
 from event_pipeline.settings import base_url
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 KINDS_LISTED = 50  # kinds named in a result; the others are summed up as one
 
@@ -76,6 +79,28 @@ def success(
         **listed(warnings=warnings),
         "unmapped": unmapped or {},
         "unchanged_archive": unchanged_archive,
+    }
+
+
+def success_from_row(engine: Engine, row: dict[str, Any], force: bool = False) -> dict[str, Any]:
+    """The SUCCESS result as :func:`success` made it, rebuilt from the committed ``import_jobs`` row.
+
+    ``force``: whether the run was forced (then the archive is never reported
+    unchanged). What the command line prints when something failed after the
+    commit, and what the HTTP API's task returns.
+    """
+    from event_pipeline.publish import import_log  # import_log imports this module
+
+    previous = import_log.previous_success_sha256(engine, row["key"], row["id"])
+    return {
+        "state": "SUCCESS",
+        "result": row["result"],
+        "key": row["key"],
+        "counts": row["counts"],
+        "diff": row["diff"],
+        **listed(warnings=[Problem(**w) for w in row["warnings"] or []]),
+        "unmapped": row.get("unmapped") or {},
+        "unchanged_archive": not force and previous is not None and previous == row["archive_sha256"],
     }
 
 

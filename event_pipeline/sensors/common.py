@@ -9,6 +9,7 @@ IMPORT_JOB = IMPORT_JOB_NAME  # the job the sensors and the schedule start (they
 
 SOURCE_TAG = "event_pipeline/source"  # who asked for the run: sensor, schedule, cli
 MARKER_TAG = "event_pipeline/marker"  # the sha256 or ETag the sensor saw
+USER_TAG = "event_pipeline/user"  # the API user (token email) who uploaded the archive; gets the result email
 
 
 def interval_seconds() -> int:

@@ -12,16 +12,18 @@ from event_pipeline import settings
 from event_pipeline.assets.archive import import_run_config
 from event_pipeline.assets.common import ARCHIVES, KEY_TAG
 from event_pipeline.assets.job import import_job
-from event_pipeline.intake import keys, s3
+from event_pipeline.intake import keys, roots, s3
 from event_pipeline.publish.import_log import last_archive_paths
 from event_pipeline.resources import DatabaseResource
 from event_pipeline.sensors.common import SOURCE_TAG
 
 
 def reimport_plan(paths: dict[str, str], known: list[str]) -> tuple[dict[str, str], list[str]]:
-    """(key -> source to import, keys skipped because their source is gone or unknown, or the key
-    breaks the key rule of :mod:`event_pipeline.intake.keys`)."""
+    """(key -> source to import, keys skipped because their source is gone or unknown, outside the
+    archive roots (a file last imported with the command line: its run would be refused every night),
+    or the key breaks the key rule of :mod:`event_pipeline.intake.keys`)."""
     sources = {key: s3.source_for(paths[key]) for key in known if key in paths and not keys.key_error(key)}
+    sources = {key: src for key, src in sources.items() if not roots.refusal(src)}
     remote = [src for src in sources.values() if s3.is_s3(src)]
     found = s3.existing(remote) if remote else set()
     todo = {key: src for key, src in sources.items() if (src in found if s3.is_s3(src) else Path(src).is_file())}
@@ -39,7 +41,7 @@ def reimport_schedule(context: dg.ScheduleEvaluationContext, database: DatabaseR
     known = context.instance.get_dynamic_partitions(ARCHIVES.name)
     todo, skipped = reimport_plan(last_archive_paths(database.engine()), known)
     for key in skipped:
-        context.log.info(f"not re-importing {key}: its archive is gone or was never imported")
+        context.log.info(f"not re-importing {key}: its archive is gone, outside the archive roots or never imported")
     if not todo:
         return dg.SkipReason(f"no archive to re-import ({len(skipped)} skipped)")
     tick = context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else "manual"

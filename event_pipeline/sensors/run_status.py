@@ -22,11 +22,24 @@ from event_pipeline.assets.common import KEY_TAG
 from event_pipeline.assets.job import import_job
 from event_pipeline.publish import import_log
 from event_pipeline.resources import DatabaseResource
-from event_pipeline.sensors.common import interval_seconds
+from event_pipeline.sensors.common import USER_TAG, interval_seconds
 
 PARTITION_TAG = "dagster/partition"
 WILL_RETRY_TAG = "dagster/will_retry"
 NOT_PUBLISHED = "the run ended without importing: import_result was not part of it"
+CANCELED = "canceled: the run was terminated"
+
+
+def _notify(
+    notification: notify.Notification, run: dg.DagsterRun, logger: logging.Logger | Any, ops: bool = True
+) -> None:
+    """Send to the configured recipients (unless ``ops`` is false), and to the user who uploaded the
+    archive through the API (the run's user tag, an email address), in a message of their own."""
+    if ops:
+        notify.send(notification, logger)
+    user = run.tags.get(USER_TAG)
+    if user and "@" in user and notify.smtp_configured():
+        notify.send(notification, logger, to=[user])
 
 
 def run_key(run: dg.DagsterRun) -> str | None:
@@ -49,11 +62,12 @@ def on_success(engine: Engine, run: dg.DagsterRun, logger: logging.Logger | Any)
         return None
     if job["state"] != "SUCCESS":
         return None
-    if _unchanged(job):
-        logger.info(f"{job['key']}: archive unchanged since the last import; no notification")
-        return None
     message = notify.success_message(job)
-    notify.send(message, logger)
+    if _unchanged(job):  # the uploader asked for this import and still hears how it went
+        logger.info(f"{job['key']}: archive unchanged since the last import; no notification")
+        _notify(message, run, logger, ops=False)
+        return None
+    _notify(message, run, logger)
     return message
 
 
@@ -82,7 +96,7 @@ def on_failure(
         logger.info(f"{key}: run {run.run_id} failed and will be retried: {job.get('error')}")
         return None
     notification = notify.failure_message(job, import_log.event_name(engine, key))
-    notify.send(notification, logger)
+    _notify(notification, run, logger)
     return notification
 
 
@@ -124,8 +138,7 @@ def import_failed_sensor(context: dg.RunFailureSensorContext, database: Database
     description="Marks a canceled (terminated) import run's import_jobs row FAILURE and notifies.",
 )
 def import_canceled_sensor(context: dg.RunStatusSensorContext, database: DatabaseResource):
-    message = "canceled: the run was terminated"
-    on_failure(database.engine(), context.dagster_run, message, context.log, canceled=True)
+    on_failure(database.engine(), context.dagster_run, CANCELED, context.log, canceled=True)
 
 
 IN_PROGRESS = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
