@@ -22,6 +22,10 @@ run: install
 test: install lint
 	$(BIN)/pytest
 
+## The fast tier: pure functions (tests/unit), no database, no process started; seconds.
+test-fast: install
+	$(BIN)/pytest -q tests/unit
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -1,0 +1,235 @@
+"""Reading and normalising archives in memory: dialects, ids, limits, hostile bytes (no database)."""
+
+from __future__ import annotations
+
+import json
+import resource
+import stat
+import zipfile
+
+import pytest
+from archives import kebab_event, write_zip
+
+from event_pipeline.model.durations import minutes as parse_length_minutes
+from event_pipeline.read.archive import Limits, read_archive
+from event_pipeline.read.fields import canonical_id, reference_id
+from event_pipeline.read.normalise import normalise
+
+SNAKE = {
+    "event.json": {
+        "id": "7",
+        "name": "Snake Conf",
+        "start_time": "2020-05-05T09:00:00+02:00",
+        "end_time": "2020-05-05T18:00:00+02:00",
+        "logo": "/images/logo.png",
+        "background_image": "http://example.org/bg.jpg",
+        "has_session_speakers": True,
+        "copyright": {"holder": "X"},
+        "call_for_papers": {"announcement": "hi"},
+        "social_links": [{"id": 1, "name": "Web", "link": "https://example.org"}],
+        "unmapped_field": {"keep": "me"},
+    },
+    "sponsors.json": [{"id": 1, "name": "ACME", "logo": "/images/s.png", "sponsor_type": "Gold", "level": 1}],
+    "speakers.json": [{"id": "5", "name": "Ann", "photo": "/images/a.jpg", "featured": True, "sessions": [{"id": 1}]}],
+    "sessions.json": [
+        {
+            "id": 1,
+            "title": "T",
+            "start_time": "2020-05-05T10:00:00+02:00",
+            "end_time": "2020-05-05T10:30:00+02:00",
+            "session_type": {"id": 4, "name": "Lightning", "length": "00.2 Hour"},
+            "track": 2,
+            "microlocation": {"id": "1"},
+            "slides": "/slides/s1.pdf",
+            "audio": "audio/a.mp3",
+            "video": "",
+            "speakers": [],
+        }
+    ],
+    "tracks.json": [{"id": 2, "name": "Main", "track_image_url": "/images/t.png", "location": "Hall"}],
+    "microlocations.json": [{"id": 1, "name": "Hall"}],
+}
+
+
+def _normalised(tmp_path, files, prefix=""):
+    return normalise(read_archive(write_zip(tmp_path / "a.zip", files, prefix=prefix)))
+
+
+@pytest.mark.parametrize(
+    ("raw", "minutes"),
+    [("00:30", 30), ("00.30", 30), ("0.3", 30), ("1", 60), ("00.2 Hour", 20), ("01:45", 105), ("2 hours", None)],
+)
+def test_durations(raw, minutes):
+    assert parse_length_minutes(raw) == minutes
+
+
+def test_ids_and_references():
+    assert canonical_id(1) == canonical_id("1") == canonical_id(" 1 ") == canonical_id(1.0) == "1"
+    assert canonical_id(None) is None and canonical_id({"id": 1}) is None and canonical_id(True) is None
+    assert reference_id({"id": 3, "name": "x"}) == ("3", True)
+    assert reference_id("3") == ("3", True)
+    assert reference_id({}) == (None, True)
+    assert reference_id({"id": None}) == (None, True)
+    assert reference_id([1]) == (None, False)
+
+
+def test_snake_case_dialect_under_a_top_folder(tmp_path):
+    out = _normalised(tmp_path, SNAKE, prefix="export-7/")
+    assert not out.problems.errors, out.problems.errors
+    event = out.event
+    assert event.source_id == "7"
+    assert event.values["logo_url"] == "/images/logo.png"
+    assert event.values["original_image_url"] == "http://example.org/bg.jpg"
+    assert event.values["is_sessions_speakers_enabled"] is True
+    assert event.values["starts_at"].isoformat() == "2020-05-05T07:00:00+00:00"
+    assert event.values["copyright"] == {"holder": "X"}
+    assert event.values["speakers_call"] == {"announcement": "hi"}
+    assert event.extra["unmapped_field"] == {"keep": "me"}
+    sponsor = out.records["sponsors"][0]
+    assert (sponsor.values["logo_url"], sponsor.values["sponsor_type"], sponsor.values["level"]) == (
+        "/images/s.png",
+        "Gold",
+        "1",
+    )
+    speaker = out.records["speakers"][0]
+    assert speaker.values["photo_url"] == "/images/a.jpg" and speaker.values["is_featured"] is True
+    session = out.records["sessions"][0]
+    assert session.refs == {"session_type": "4", "track": "2", "microlocation": "1", "speakers": []}
+    assert (session.values["slides_url"], session.values["audio_url"]) == ("/slides/s1.pdf", "audio/a.mp3")
+    assert out.records["tracks"][0].extra == {"location": "Hall"}
+    session_type = out.records["session_types"][0]  # created from the inline object
+    assert (session_type.source_id, session_type.values["name"], session_type.values["length_minutes"]) == (
+        "4",
+        "Lightning",
+        20,
+    )
+    assert out.links == {"session_speakers": [("1", "5")]}  # given only on the speaker's side
+    assert len(out.records["social_links"]) == 1
+
+
+def test_duplicates_and_dangling_references(tmp_path):
+    files = kebab_event()
+    files["tracks"].append(dict(files["tracks"][0]))  # identical repeat: imported once
+    files["speakers"].append({"id": 1, "name": "Another Ann", "sessions": []})  # same id, different record
+    files["sessions"][1]["track"] = {"id": 99}  # dangling
+    files["sessions"][1]["speakers"] = [{"id": 42}]  # dangling link
+    out = _normalised(tmp_path, files)
+    assert not out.problems.errors
+    assert [t.source_key for t in out.records["tracks"]] == ["1", "2"]
+    assert [s.source_key for s in out.records["speakers"]] == ["1", "2", "3", "1#2"]
+    assert out.records["sessions"][1].refs["track"] is None
+    messages = " | ".join(str(w) for w in out.problems.warnings)
+    assert "identical content" in messages
+    assert "same id" in messages
+    assert "tracks id 99" in messages
+    assert "speakers id 42" in messages
+
+
+def test_optional_field_that_does_not_parse_is_kept_raw(tmp_path):
+    files = kebab_event()
+    files["microlocations"][0]["latitude"] = "north-ish"
+    files["microlocations"][0]["floor"] = "ground"
+    out = _normalised(tmp_path, files)
+    assert not out.problems.errors
+    room = out.records["microlocations"][0]
+    assert room.values["latitude"] is None and room.extra == {"latitude": "north-ish", "floor": "ground"}
+    assert {w.field for w in out.problems.warnings if w.file == "microlocations"} == {"latitude", "floor"}
+
+
+def test_missing_optional_files_and_extra_files(tmp_path):
+    files = kebab_event()
+    for name in ("meta", "tracks", "session_types"):
+        del files[name]
+    files["config.json"] = {"app-name": "x"}
+    files["notes.txt"] = "hello"
+    out = _normalised(tmp_path, files)
+    assert not out.problems.errors
+    assert out.records["tracks"] == [] and out.records["custom_forms"] == []
+    assert len(out.records["session_types"]) == 1  # from the inline object in session 1
+    assert out.records["sessions"][0].refs["track"] is None  # dangling: no tracks file
+    ignored = {w.file for w in out.problems.warnings if "ignored" in w.message}
+    assert ignored == {"config.json", "notes.txt"}
+
+
+def _zip_with(path, members):
+    """members: name -> (bytes or a callable writing into the open member)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in {k: json.dumps(v).encode() for k, v in kebab_event().items()}.items():
+            zf.writestr(name, data)
+        for name, content in members.items():
+            if callable(content):
+                with zf.open(name, "w", force_zip64=True) as fh:
+                    content(fh)
+            else:
+                zf.writestr(name, content)
+    return path
+
+
+def _errors(path, **limits):
+    """Every error of reading and normalising (JSON is parsed by the normaliser, on demand)."""
+    archive = read_archive(path, Limits(**limits) if limits else Limits())
+    if archive.members:
+        normalise(archive)
+    return " | ".join(str(e) for e in archive.problems.errors)
+
+
+def test_member_inflating_to_a_gibibyte_is_refused_without_inflating_it(tmp_path):
+    zeros = b"\0" * (1 << 20)
+
+    def gigabyte(fh):
+        for _ in range(1024):
+            fh.write(zeros)
+
+    path = _zip_with(tmp_path / "bomb.zip", {"images/bomb.bin": gigabyte})
+    assert path.stat().st_size < 5 << 20
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    message = _errors(path)
+    assert "images/bomb.bin: compression ratio above 200" in message and "EVENT_PIPELINE_MAX_RATIO" in message
+    message = _errors(path, max_ratio=10**9, max_member_bytes=512 << 20)
+    assert "images/bomb.bin: member inflates to 1073741824 bytes" in message
+    assert "EVENT_PIPELINE_MAX_MEMBER_BYTES" in message
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB: nothing inflated
+
+
+def test_high_compression_ratio_is_refused(tmp_path):
+    path = _zip_with(tmp_path / "ratio.zip", {"sessions_extra.json": b" " * (20 << 20)})
+    assert "compression ratio above 200" in _errors(path)
+    assert "EVENT_PIPELINE_MAX_RATIO" in _errors(path)
+
+
+def test_too_many_members(tmp_path):
+    path = tmp_path / "many.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("event", json.dumps(kebab_event()["event"]))
+        for i in range(100_000):
+            zf.writestr(f"images/{i}", b"")
+    assert "100001 members" in _errors(path) and "EVENT_PIPELINE_MAX_MEMBERS" in _errors(path)
+
+
+def test_symlink_and_absolute_members(tmp_path):
+    path = _zip_with(tmp_path / "links.zip", {})
+    with zipfile.ZipFile(path, "a") as zf:
+        link = zipfile.ZipInfo("images/link")
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(link, "/etc/passwd")
+        zf.writestr("/abs/x", b"x")
+    message = _errors(path)
+    assert "images/link: member is a symbolic link" in message
+    assert "/abs/x: member path escapes the archive" in message
+
+
+def test_deeply_nested_json(tmp_path):
+    path = write_zip(tmp_path / "deep.zip", {**kebab_event(), "tracks": "[" * 100_000 + "]" * 100_000})
+    assert "tracks: invalid JSON: nested too deeply" in _errors(path)
+
+
+def test_json_file_over_the_limit(tmp_path, monkeypatch):
+    big = {**kebab_event(), "speakers": [{"id": i, "name": "x" * 1000} for i in range(60_000)]}  # ~62 MB
+    path = write_zip(tmp_path / "big.zip", big)
+    assert "JSON file of" in _errors(path, max_json_bytes=50 << 20)
+    assert _errors(path) == ""  # within the default limit: parsed
+
+
+def test_limits_from_environment(monkeypatch):
+    monkeypatch.setenv("EVENT_PIPELINE_MAX_MEMBERS", "5")
+    assert Limits.from_env().max_members == 5
