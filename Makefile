@@ -20,7 +20,7 @@ run: install
 
 ## The whole test suite, on SQLite and the local PostgreSQL, plus ruff.
 test: install lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 3 --dist loadfile
 
 ## The fast tier: pure functions (tests/unit), no database, no process started; seconds.
 test-fast: install
