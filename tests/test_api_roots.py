@@ -75,7 +75,7 @@ def test_a_launched_run_cannot_read_outside_the_roots_but_the_cli_can(db_url, la
     assert failure.step_key == "archive"
     assert f"archive {outside} is outside the archive roots" in failure.step_failure_data.user_failure_data.description
     row = scalar(db_url, "select state || ' ' || error from import_jobs where key = 'conf'")
-    assert row.startswith(f"FAILURE archive {outside} is outside the archive roots")
+    assert row.startswith(f"FAILURE path: archive {outside} is outside the archive roots")
     # The refused path is not recorded as the key's archive, so a re-import without a path does not reuse it.
     assert scalar(db_url, "select count(*) from import_jobs where archive_path is not null") == 0
     assert scalar(db_url, "select count(*) from events") == 0

@@ -20,7 +20,7 @@ from test_media import check_media_stored, media_event
 from event_pipeline import bulk
 from event_pipeline.db import get_engine
 from event_pipeline.definitions import defs
-from event_pipeline.importer import publishing
+from event_pipeline.importer import publishing, whole
 from event_pipeline.model.catalog import MODELS
 from event_pipeline.publish.locks import KeyLockTimeout, holder_pids, key_lock, lock_id
 
@@ -84,8 +84,8 @@ def test_import_waits_while_another_holds_the_key(db_url, tmp_path, monkeypatch)
     key = _key()
     path = str(_archive(tmp_path / f"{key}.zip"))
     waited_for: list[list[int]] = []
-    real_lock = bulk.key_lock
-    monkeypatch.setattr(bulk, "key_lock", lambda *a, **kw: real_lock(*a, **{**kw, "on_wait": waited_for.append}))
+    real_lock = whole.key_lock
+    monkeypatch.setattr(whole, "key_lock", lambda *a, **kw: real_lock(*a, **{**kw, "on_wait": waited_for.append}))
     outcome: dict = {}
 
     def run():
