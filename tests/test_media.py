@@ -36,7 +36,7 @@ from event_pipeline import importer
 from event_pipeline.assets import ARCHIVES
 from event_pipeline.definitions import IMPORT_JOB_NAME, defs
 from event_pipeline.media import fetch as fetch_module
-from event_pipeline.media import plan as media_plan
+from event_pipeline.media import spool as media_spool
 from event_pipeline.media.storage import LocalStorage, S3Storage, StorageError, valid_key
 
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -885,13 +885,13 @@ def test_import_leaves_no_temporary_files(db_url, backend, tmp_path, monkeypatch
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     # moto's server runs in this process: it keeps objects in memory, so every file open in TMPDIR is ours.
     monkeypatch.setenv("MOTO_S3_DEFAULT_KEY_BUFFER_SIZE", str(64 << 20))
-    big = {"videos/deep dive.webm": blob("big video", media_plan.SPOOL_MEMORY + 1)}
+    big = {"videos/deep dive.webm": blob("big video", media_spool.SPOOL_MEMORY + 1)}
     path = write_zip(tmp_path / "archives" / "conf.zip", media_event(**big))
     spooled: list[str] = []
     for cls in (LocalStorage, S3Storage):
 
         def put(self, key, data, size, sha256, content_type, real=cls.put):
-            if size > media_plan.SPOOL_MEMORY:
+            if size > media_spool.SPOOL_MEMORY:
                 spooled.extend(open_files_under(scratch))
                 if outcome == "upload fails":
                     raise StorageError("injected: the store refused the big file")

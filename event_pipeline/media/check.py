@@ -7,7 +7,7 @@ record, in the order the import stores them, and:
   reported as a warning); a path the zip lacks is a warning (the column will
   be left empty);
 - reads every member so named once, whole, and keeps its sha256 and size
-  (the import stores it under that sha256, see ``plan.py``): a member that
+  (the import stores it under that sha256, see ``prepare.py``): a member that
   cannot be read (encrypted, bad CRC, unsupported compression, truncated) is
   an error naming the member and the file, record and field that name it,
   and every such member is reported, not only the first;

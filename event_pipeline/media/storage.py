@@ -1,7 +1,7 @@
 """Where media copies are stored: a local folder, or an S3 bucket (AWS, MinIO, any S3-compatible store).
 
 Both backends store objects under *keys* like
-``db-0123456789abcdef/events/12/<sha256>.jpg`` (see ``plan.py``): the
+``db-0123456789abcdef/events/12/<sha256>.jpg`` (see ``prepare.py``): the
 database's media namespace (``database_identity``), the event, and the sha256
 of the bytes. They turn a key into the URL written to the database, and such a
 URL back into its key. Only keys of that shape are accepted, so a URL found in a
