@@ -37,7 +37,9 @@ from event_pipeline.assets import ARCHIVES
 from event_pipeline.definitions import IMPORT_JOB_NAME, defs
 from event_pipeline.media import fetch as fetch_module
 from event_pipeline.media import spool as media_spool
-from event_pipeline.media.storage import LocalStorage, S3Storage, StorageError, valid_key
+from event_pipeline.media.local_storage import LocalStorage
+from event_pipeline.media.s3_storage import S3Storage
+from event_pipeline.media.storage import StorageError, valid_key
 
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 

@@ -36,7 +36,7 @@ from test_media import (
 )
 
 from event_pipeline.db import get_engine
-from event_pipeline.media.storage import OCTET_STREAM, served_type
+from event_pipeline.media.served_types import OCTET_STREAM, served_type
 
 CLI = str(Path(sys.executable).parent / "event-pipeline")
 CASES = Path(os.environ.get("EVENT_PIPELINE_CASES", REPO.parent / "shared" / "cases"))

@@ -33,7 +33,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from event_pipeline.media.fetch import is_url
-from event_pipeline.media.storage import served_type
+from event_pipeline.media.served_types import served_type
 from event_pipeline.model.catalog import MEDIA_MODELS, Media, ModelSpec
 from event_pipeline.problems import Problem
 from event_pipeline.read.archive import ZIP_ERRORS, media_key

@@ -15,7 +15,7 @@ for every record of the archive:
   pointing at objects that exist until this import commits. ``<namespace>``
   is the database's own (``database_identity``), so databases sharing a
   folder or bucket never touch each other's objects; ``.ext`` is kept only for
-  allow-listed types (``storage.served_type``);
+  allow-listed types (``served_types.py``);
 - a path the zip lacks: the column is left empty (validation warned);
 - a URL is kept as the column's value and not requested, unless fetching is
   enabled for its host (``fetch.py``), in which case the fetched bytes are
@@ -45,7 +45,8 @@ from event_pipeline.media.fetch import FetchPolicy, is_url
 from event_pipeline.media.media_plan import MediaPlan
 from event_pipeline.media.objects import ARCHIVE_PATHS, RowMedia, StoredObject, UrlToFetch, failed, object_key
 from event_pipeline.media.referenced import current_media, keys_among, referencing
-from event_pipeline.media.storage import Storage, StorageError, kill_point, served_type
+from event_pipeline.media.served_types import served_type
+from event_pipeline.media.storage import Storage, StorageError, kill_point
 from event_pipeline.media.upload import store
 from event_pipeline.model.catalog import MEDIA_MODELS, Media, ModelSpec
 from event_pipeline.problems import Problem

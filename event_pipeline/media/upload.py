@@ -33,8 +33,9 @@ from event_pipeline.media.check import limit_message, max_media_bytes
 from event_pipeline.media.fetch import FetchError, fetch
 from event_pipeline.media.objects import StoredObject, UrlToFetch, failed, object_key
 from event_pipeline.media.removal import remove_after_failure
+from event_pipeline.media.served_types import served_type
 from event_pipeline.media.spool import ArchiveReader, digest, new_spool
-from event_pipeline.media.storage import Storage, StorageError, event_prefix, served_type
+from event_pipeline.media.storage import Storage, StorageError, event_prefix
 from event_pipeline.problems import ImportFailed, Problem
 
 if TYPE_CHECKING:
