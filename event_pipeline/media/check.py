@@ -36,8 +36,9 @@ from event_pipeline.media.fetch import is_url
 from event_pipeline.media.served_types import served_type
 from event_pipeline.model.catalog import MEDIA_MODELS, Media, ModelSpec
 from event_pipeline.problems import Problem
-from event_pipeline.read.archive import ZIP_ERRORS, media_key
+from event_pipeline.read.archive import media_key
 from event_pipeline.read.normalise import Normalised, NormRecord
+from event_pipeline.read.private_copy import ZIP_ERRORS
 
 MAX_MEDIA_BYTES_ENV = "EVENT_PIPELINE_MAX_MEDIA_BYTES"
 MAX_MEDIA_BYTES = 4 << 30  # the default: what a valid archive can inflate to at most (EVENT_PIPELINE_MAX_TOTAL_BYTES)

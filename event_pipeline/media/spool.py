@@ -18,7 +18,7 @@ from typing import IO
 
 from event_pipeline.media.objects import failed
 from event_pipeline.problems import Problem
-from event_pipeline.read.archive import ZIP_ERRORS, close_copy, snapshot
+from event_pipeline.read.private_copy import ZIP_ERRORS, close_copy, snapshot
 
 SPOOL_MEMORY = 8 << 20  # bytes of one file kept in memory before it spills to a temporary file
 
