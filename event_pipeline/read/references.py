@@ -23,21 +23,7 @@ def check_references(out: Normalised) -> None:
     links: dict[str, dict[tuple[str, str], None]] = {link.table: {} for link in LINKS}
     for spec in MODELS:
         for record in out.records.get(spec.name, []):
-            for ref in spec.refs:
-                if ref.inverse:
-                    continue  # once every forward reference is resolved, below
-                value = record.refs.get(ref.field)
-                if ref.many:
-                    record.refs[ref.field] = kept = _resolve_many(out, spec, record, ref, ids, names)
-                    if ref.link is not None:
-                        pairs = links[ref.link.table]
-                        for target in kept:
-                            pairs[ref.link.pair(spec.name, record.source_id, target)] = None
-                elif value is not None and value not in ids[ref.target]:
-                    resolved = names[ref.target].get(value)
-                    if resolved is None:
-                        _dangling(out, spec, record, ref, value, "link left empty")
-                    record.refs[ref.field] = resolved
+            _resolve_forward(out, spec, record, ids, names, links)
     for spec in MODELS:
         for ref in (r for r in spec.refs if r.inverse):
             for record in out.records.get(spec.name, []):
@@ -49,6 +35,33 @@ def check_references(out: Normalised) -> None:
         for record in rows:
             record.raw_refs = None
     out.links = {table: list(pairs) for table, pairs in links.items()}
+
+
+def _resolve_forward(
+    out: Normalised,
+    spec: ModelSpec,
+    record: NormRecord,
+    ids: dict[str, set[str]],
+    names: dict[str, dict[str, str]],
+    links: dict[str, dict[tuple[str, str], None]],
+) -> None:
+    """One record's forward references resolved (by id, else by a unique name); its list references' pairs
+    added to ``links`` (link table -> ordered pairs)."""
+    for ref in spec.refs:
+        if ref.inverse:
+            continue  # once every forward reference is resolved, by check_references
+        value = record.refs.get(ref.field)
+        if ref.many:
+            record.refs[ref.field] = kept = _resolve_many(out, spec, record, ref, ids, names)
+            if ref.link is not None:
+                pairs = links[ref.link.table]
+                for target in kept:
+                    pairs[ref.link.pair(spec.name, record.source_id, target)] = None
+        elif value is not None and value not in ids[ref.target]:
+            resolved = names[ref.target].get(value)
+            if resolved is None:
+                _dangling(out, spec, record, ref, value, "link left empty")
+            record.refs[ref.field] = resolved
 
 
 def _resolve_many(
