@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 from archives import kebab_event, write_zip
 from conftest import REPO, Backend, import_archive, rows, run_cli, sample, scalar
-from test_media import (
+from media_archives import (
     COLUMNS,
     MEDIA_FILES,
     blob,
