@@ -15,7 +15,7 @@ import pytest
 from archives import kebab_event, write_zip
 from conftest import REPO, rows, scalar
 from dagster_celery.cli import get_validated_config
-from test_media import check_media_stored, media_event
+from media_archives import check_media_stored, media_event
 
 from event_pipeline import bulk
 from event_pipeline.db import get_engine

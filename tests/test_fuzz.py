@@ -22,7 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from event_pipeline.plan.diff import content_hash
-from event_pipeline.read.archive import _array_elements, read_archive
+from event_pipeline.read.archive import read_archive
+from event_pipeline.read.json_text import array_elements
 from event_pipeline.read.normalise import normalise
 
 json_values = st.recursive(
@@ -111,7 +112,7 @@ def _decoded(parse, text: str):
 
 
 def _streamed(text: str) -> list:
-    return list(_array_elements(text, text.index("[")))
+    return list(array_elements(text, text.index("[")))
 
 
 @SETTINGS

@@ -9,7 +9,8 @@ import pytest
 from archives import kebab_event, write_zip
 from conftest import import_archive, scalar
 
-from event_pipeline.read.archive import Limits, read_archive
+from event_pipeline.read.archive import read_archive
+from event_pipeline.read.limits import Limits
 from event_pipeline.read.normalise import normalise
 
 

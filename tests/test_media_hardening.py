@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 from archives import kebab_event, write_zip
 from conftest import REPO, Backend, import_archive, rows, run_cli, sample, scalar
-from test_media import (
+from media_archives import (
     COLUMNS,
     MEDIA_FILES,
     blob,
@@ -36,7 +36,7 @@ from test_media import (
 )
 
 from event_pipeline.db import get_engine
-from event_pipeline.media.storage import OCTET_STREAM, served_type
+from event_pipeline.media.served_types import OCTET_STREAM, served_type
 
 CLI = str(Path(sys.executable).parent / "event-pipeline")
 CASES = Path(os.environ.get("EVENT_PIPELINE_CASES", REPO.parent / "shared" / "cases"))

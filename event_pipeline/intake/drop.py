@@ -35,7 +35,7 @@ from typing import Any
 
 from event_pipeline import settings
 from event_pipeline.intake import keys, s3
-from event_pipeline.read.archive import file_sha256
+from event_pipeline.read.private_copy import file_sha256
 
 STATE_VERSION = 1
 CURSOR_VERSION = 2

@@ -7,7 +7,7 @@ record, in the order the import stores them, and:
   reported as a warning); a path the zip lacks is a warning (the column will
   be left empty);
 - reads every member so named once, whole, and keeps its sha256 and size
-  (the import stores it under that sha256, see ``plan.py``): a member that
+  (the import stores it under that sha256, see ``prepare.py``): a member that
   cannot be read (encrypted, bad CRC, unsupported compression, truncated) is
   an error naming the member and the file, record and field that name it,
   and every such member is reported, not only the first;
@@ -33,11 +33,12 @@ from urllib.parse import unquote
 
 from event_pipeline import settings
 from event_pipeline.media.fetch import is_url
-from event_pipeline.media.storage import served_type
+from event_pipeline.media.served_types import served_type
 from event_pipeline.model.catalog import MEDIA_MODELS, Media, ModelSpec
 from event_pipeline.problems import Problem
-from event_pipeline.read.archive import ZIP_ERRORS, media_key
+from event_pipeline.read.archive import media_key
 from event_pipeline.read.normalise import Normalised, NormRecord
+from event_pipeline.read.private_copy import ZIP_ERRORS
 
 MAX_MEDIA_BYTES_ENV = "EVENT_PIPELINE_MAX_MEDIA_BYTES"
 READ_CHUNK = 1 << 20

@@ -1,6 +1,6 @@
 """Which media objects each import relies on, so cleanups never race and a killed import's leftovers are found.
 
-Objects are content-addressed within an event (``plan.py``), so two imports of
+Objects are content-addressed within an event (``prepare.py``), so two imports of
 the same key may rely on one object: one uploads it, the other finds it
 already stored. Before an import stores anything it *claims* every object it
 will point at (and every one its rows pointed at before) in ``media_claims``,

@@ -29,7 +29,7 @@ import ssl
 import time
 from dataclasses import dataclass
 from typing import IO
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 from event_pipeline import settings
 
@@ -155,21 +155,12 @@ def fetch(url: str, policy: FetchPolicy, sink: IO[bytes]) -> str | None:
     current = url.strip()
     for _hop in range(MAX_REDIRECTS + 1):
         parts = urlsplit(current)
-        scheme = parts.scheme.lower()
-        host, port = _host(parts.hostname or ""), parts.port or DEFAULT_PORTS.get(scheme, 0)
-        if (host, port) != origin or scheme not in DEFAULT_PORTS or parts.username or parts.password:
-            raise FetchError(f"{url}: redirected to another host ({current}); not followed")
-        if scheme == "http" and first.scheme.lower() == "https":
-            raise FetchError(f"{url}: redirected from https to http; not followed")
-        addresses = resolve(host, port)
-        bad = [a for a in addresses if blocked_address(a)]
-        if bad or not addresses:
-            raise FetchError(f"{url}: {host} resolves to a non-public address ({', '.join(bad) or 'none'}); refused")
+        scheme, host, port, address = _checked_hop(url, first.scheme.lower(), origin, current, parts)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise FetchError(f"{url}: timed out after {policy.timeout:g} s")
         connection_type = _PinnedHTTPS if scheme == "https" else _PinnedHTTP
-        conn = connection_type(host, port, addresses[0], timeout=remaining)
+        conn = connection_type(host, port, address, timeout=remaining)
         try:
             path = parts.path or "/"
             if parts.query:
@@ -182,27 +173,58 @@ def fetch(url: str, policy: FetchPolicy, sink: IO[bytes]) -> str | None:
                     raise FetchError(f"{url}: redirect without a Location")
                 current = urljoin(current, location)
                 continue
-            if response.status != 200:
-                raise FetchError(f"{url}: HTTP {response.status} {response.reason}")
-            length = response.getheader("Content-Length")
-            if length and length.isdigit() and int(length) > policy.max_bytes:
-                raise FetchError(f"{url}: {length} bytes, above the limit of {policy.max_bytes}")
-            total = 0
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise FetchError(f"{url}: timed out after {policy.timeout:g} s")
-                conn.pinned.settimeout(remaining)  # a server trickling bytes cannot stretch the limit
-                chunk = response.read1(1 << 16)
-                if not chunk:
-                    break
-                total += len(chunk)
-                if total > policy.max_bytes:
-                    raise FetchError(f"{url}: more than the limit of {policy.max_bytes} bytes")
-                sink.write(chunk)
-            return (response.getheader("Content-Type") or "").split(";")[0].strip() or None
+            return _body(url, conn, response, policy, deadline, sink)
         except (OSError, http.client.HTTPException) as exc:
             raise FetchError(f"{url}: {type(exc).__name__}: {exc}") from exc
         finally:
             conn.close()
     raise FetchError(f"{url}: more than {MAX_REDIRECTS} redirects")
+
+
+def _checked_hop(
+    url: str, first_scheme: str, origin: tuple[str, int], current: str, parts: SplitResult
+) -> tuple[str, str, int, str]:
+    """One hop (``current``, the first or a redirect's target) checked against the policy's rules:
+    (scheme, host, port, the public address to connect to). FetchError if it is refused."""
+    scheme = parts.scheme.lower()
+    host, port = _host(parts.hostname or ""), parts.port or DEFAULT_PORTS.get(scheme, 0)
+    if (host, port) != origin or scheme not in DEFAULT_PORTS or parts.username or parts.password:
+        raise FetchError(f"{url}: redirected to another host ({current}); not followed")
+    if scheme == "http" and first_scheme == "https":
+        raise FetchError(f"{url}: redirected from https to http; not followed")
+    addresses = resolve(host, port)
+    bad = [a for a in addresses if blocked_address(a)]
+    if bad or not addresses:
+        raise FetchError(f"{url}: {host} resolves to a non-public address ({', '.join(bad) or 'none'}); refused")
+    return scheme, host, port, addresses[0]
+
+
+def _body(
+    url: str,
+    conn: _PinnedHTTP | _PinnedHTTPS,
+    response: http.client.HTTPResponse,
+    policy: FetchPolicy,
+    deadline: float,
+    sink: IO[bytes],
+) -> str | None:
+    """A final response's body into ``sink``, within the policy's size and the transfer's deadline;
+    returns its declared content type (None if none). FetchError otherwise."""
+    if response.status != 200:
+        raise FetchError(f"{url}: HTTP {response.status} {response.reason}")
+    length = response.getheader("Content-Length")
+    if length and length.isdigit() and int(length) > policy.max_bytes:
+        raise FetchError(f"{url}: {length} bytes, above the limit of {policy.max_bytes}")
+    total = 0
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise FetchError(f"{url}: timed out after {policy.timeout:g} s")
+        conn.pinned.settimeout(remaining)  # a server trickling bytes cannot stretch the limit
+        chunk = response.read1(1 << 16)
+        if not chunk:
+            break
+        total += len(chunk)
+        if total > policy.max_bytes:
+            raise FetchError(f"{url}: more than the limit of {policy.max_bytes} bytes")
+        sink.write(chunk)
+    return (response.getheader("Content-Type") or "").split(";")[0].strip() or None

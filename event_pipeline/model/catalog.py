@@ -86,7 +86,7 @@ class Media:
 
     ``key`` is the reference server's storage layout under ``events/{event_id}/``
     (``{id}`` is the record's database id); the stored object's name inside
-    that folder is the sha256 of its bytes, see ``media/upload.py``.
+    that folder is the sha256 of its bytes, see ``media/prepare.py``.
     """
 
     column: str

@@ -13,6 +13,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from event_pipeline.problems import Problem, ProblemList, kinds, summary, total
+from event_pipeline.read.limits import Limits
 from event_pipeline.settings import base_url
 
 if TYPE_CHECKING:
@@ -24,8 +25,6 @@ KINDS_LISTED = 50  # kinds named in a result; the others are summed up as one
 def listed(errors: list[Problem] | None = None, warnings: list[Problem] | None = None) -> dict[str, Any]:
     """The ``errors`` (when given) and ``warnings`` entries of a result: capped lists, totals, and
     when something is left out, counts per kind and a notice naming the settings."""
-    from event_pipeline.read.archive import Limits  # here: archive imports the normaliser's world
-
     limits = Limits.from_env()
     out: dict[str, Any] = {}
     notices = []

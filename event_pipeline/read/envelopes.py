@@ -13,7 +13,7 @@ from typing import Any
 
 from event_pipeline.model.catalog import BY_NAME, EVENT, ModelSpec
 from event_pipeline.problems import Problems
-from event_pipeline.read.archive import Archive
+from event_pipeline.read.data_files import Archive
 from event_pipeline.read.fields import fold_key
 
 

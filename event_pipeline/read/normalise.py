@@ -18,7 +18,7 @@ from event_pipeline.model import timezones
 from event_pipeline.model.catalog import BY_NAME, EVENT, MODELS, ModelSpec
 from event_pipeline.problems import Problems
 from event_pipeline.read import storable
-from event_pipeline.read.archive import Archive
+from event_pipeline.read.data_files import Archive
 from event_pipeline.read.envelopes import event_file, included_by_model, model_documents, one_event, resource_record
 from event_pipeline.read.fields import canonical_id, fold_key
 from event_pipeline.read.normalised import Normalised, NormRecord
