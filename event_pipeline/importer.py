@@ -181,7 +181,7 @@ def plan_step(
     if validated.unchanged:
         return _unchanged_plan(engine, spec, target.event_id)
     if spec is EVENT:
-        return plan_event(target, validated.normalised.event, validated.key)
+        return plan_event(target, validated.normalised.event, validated.key, validated.normalised.shape)
     plan = plan_model(
         engine, spec, validated.records(spec), target.event_id, maps, is_new_event=target.is_new, reserve=reserve
     )

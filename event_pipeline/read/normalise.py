@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from event_pipeline.model import timezones
 from event_pipeline.model.catalog import BY_NAME, EVENT, MODELS, PARENT_FIELDS, ModelSpec, Ref
 from event_pipeline.problems import Problems
+from event_pipeline.read import shape as shapes
 from event_pipeline.read import storable
 from event_pipeline.read.archive import Archive
 
@@ -49,6 +50,7 @@ class Normalised:
     links: list[tuple[str, str]] = field(default_factory=list)  # (session id, speaker id)
     problems: Problems = field(default_factory=Problems)
     unmapped: dict[str, dict[str, int]] = field(default_factory=dict)
+    shape: dict[str, Any] | None = None  # how the archive wrote its records (``shape.py``), for the export
 
     @property
     def event(self) -> NormRecord | None:
@@ -160,6 +162,7 @@ class _ModelNormaliser:
         self.unmapped: dict[str, int] = {}  # source key -> records keeping it in extra
         self.reference_like: dict[str, int] = {}  # the unmapped keys whose values look like references
         self.foreign_parent = 0  # records whose event_id names another event
+        self.shape = shapes.FileShape(file)
 
     def _name(self, key: str) -> tuple[str, bool]:
         folded = fold_key(key)
@@ -178,6 +181,7 @@ class _ModelNormaliser:
             what = "missing" if raw.get("id") is None else f"unusable ({raw.get('id')!r})"
             self.problems.error(self.file, f"record #{index + 1}: id is {what}", field="id")
             return None
+        self.shape.see(raw, source_id)
         values: dict[str, Any] = {}
         origin: dict[str, str] = {}
         exact: dict[str, bool] = {}
@@ -483,6 +487,7 @@ def normalise(archive: Archive) -> Normalised:
     # What the database would refuse (column ranges, key lengths, NUL, surrogates, JSON): errors here.
     storable.check_records(out.records, problems, strings=archive.odd_text)
     _check_references(out)
+    out.shape = shapes.describe(archive, normalisers, out, fold_key)
     return out
 
 
