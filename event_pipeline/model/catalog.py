@@ -24,6 +24,9 @@ class Ref:
     many: bool = False  # a list of references (session <-> speaker links)
     inline_creates: bool = False  # an inline object for an unknown id becomes a record
     inverse: str | None = None  # a list mirroring the target's own reference (a track's ``sessions``)
+    # The target's fields the 2016 (kebab) exports repeat inside a reference object besides its id;
+    # empty: the target's label (``name``, a session's ``title``).
+    shown: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,11 @@ class ModelSpec:
     media: tuple[Media, ...] = ()  # columns holding archive media paths, copied to storage
     aliases: dict[str, str] = field(default_factory=dict)  # source key -> field
     embedded_in_event: tuple[str, ...] = ()  # event keys that may hold the list
+    derived: tuple[str, ...] = ()  # columns computed by the import, never written by an export
+    # Per export dialect, the fields written under one of their aliases rather than their own name
+    # (``kebab``: the 2016 exports; ``snake``: the reference server's current export). Each name must
+    # map back to its field through ``aliases`` (tests/test_export_dialects.py checks it).
+    export_names: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -100,6 +108,10 @@ MODELS: tuple[ModelSpec, ...] = (
             "owner_description": "organizer_description",
             "url": "external_event_url",  # the 2015 API dump's event "url"
         },
+        export_names={
+            "kebab": {"event_type": "type", "copyright": "event_copyright"},
+            "snake": {"organizer_name": "owner_name", "organizer_description": "owner_description"},
+        },
     ),
     ModelSpec(
         name="social_links",
@@ -129,6 +141,7 @@ MODELS: tuple[ModelSpec, ...] = (
         files=("sponsors",),
         media=(Media("logo_url", "sponsors/{id}/logo"),),
         aliases={"logo": "logo_url", "type": "sponsor_type"},
+        export_names={"kebab": {"sponsor_type": "type"}, "snake": {"sponsor_type": "type"}},
     ),
     ModelSpec(
         name="speakers",
@@ -160,6 +173,7 @@ MODELS: tuple[ModelSpec, ...] = (
         record=records.SessionTypeRecord,
         files=("session_types",),
         aliases={"duration": "length"},
+        derived=("length_minutes",),
     ),
     ModelSpec(
         name="sessions",
@@ -170,8 +184,10 @@ MODELS: tuple[ModelSpec, ...] = (
         refs=(
             Ref("track", "tracks", column="track_id"),
             Ref("microlocation", "microlocations", column="microlocation_id"),
-            Ref("session_type", "session_types", column="session_type_id", inline_creates=True),
-            Ref("speakers", "speakers", many=True),
+            Ref(
+                "session_type", "session_types", column="session_type_id", inline_creates=True, shown=("name", "length")
+            ),
+            Ref("speakers", "speakers", many=True, shown=("name", "organisation")),
         ),
         media=(
             Media("slides_url", "slides/{id}/slides"),

@@ -33,6 +33,7 @@ differ from their file's common key set.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 VERSION = 1
@@ -46,6 +47,11 @@ class FileShape:
         self.types: dict[str, set[str]] = {}  # insertion order = first appearance
         self.members: dict[str, dict[str, set[str]]] = {}
         self.keysets: dict[frozenset, list[str]] = {}
+        # Reference objects' members besides the id (``{"id": 5, "name": ..., "length": 0.3}``), which the
+        # import does not keep: per key, per target id, the first object's; a record whose object for
+        # that target differs keeps its own under ``inline_records``.
+        self.inline: dict[str, dict[str, dict]] = {}
+        self.inline_records: dict[str, dict[str, dict[str, dict]]] = {}
 
     def see(self, raw: dict[str, Any], source_id: str) -> None:
         """Observe one raw record (after JSON:API flattening, before any mapping)."""
@@ -59,10 +65,14 @@ class FileShape:
                 seen.add(kind)
             if kind == "dict":
                 self._members(key, value)
+                self._inline(key, source_id, value)
             elif kind == "list":
                 for item in value:
                     if isinstance(item, dict):
                         self._members(key, item)
+                        self._inline(key, source_id, item)
+                    else:  # a list of ids: their types under the member name "[]"
+                        self.members.setdefault(key, {}).setdefault("[]", set()).add(type(item).__name__)
         self.keysets.setdefault(frozenset(raw), []).append(source_id)
 
     def _members(self, key: str, value: dict) -> None:
@@ -70,7 +80,18 @@ class FileShape:
         for name, item in value.items():
             members.setdefault(name, set()).add(type(item).__name__)
 
-    def as_json(self, member: str, envelope: Any, omitted: dict[str, dict[str, list[str]]]) -> dict[str, Any]:
+    def _inline(self, key: str, source_id: str, value: dict) -> None:
+        target = value.get("id")
+        if not isinstance(target, (int, str)) or isinstance(target, bool) or len(value) < 2:
+            return
+        members = {k: v for k, v in value.items() if k != "id"}
+        first = self.inline.setdefault(key, {}).setdefault(str(target).strip(), members)
+        if first != members:
+            self.inline_records.setdefault(key, {}).setdefault(source_id, {})[str(target).strip()] = members
+
+    def as_json(
+        self, member: str | None, envelope: Any, omitted: dict[str, dict[str, list[str]]], inline: dict[str, Any]
+    ) -> dict[str, Any]:
         keys = list(self.types)
         full = frozenset(keys)
         absent = [
@@ -85,6 +106,8 @@ class FileShape:
             "members": {k: {m: sorted(t) for m, t in v.items()} for k, v in self.members.items()},
             "absent": absent,
             "omitted": omitted,
+            "inline": inline,
+            "inline_records": self.inline_records,
         }
 
 
@@ -165,6 +188,46 @@ def describe(archive: Any, normalisers: list, out: Any, fold) -> dict[str, Any]:
                 found = omitted_links(out.records, spec, ref, out.links) if lists else {}
                 if found:
                     omitted[ref.field] = found
-        files[spec.name] = normaliser.shape.as_json(member, envelope, omitted)
+        inline = _unreproducible(normaliser, spec, out, fold)
+        files[spec.name] = normaliser.shape.as_json(member, envelope, omitted, inline)
     meta = archive.document("meta") if "meta" in archive.members else None
-    return {"version": VERSION, "files": files, "meta": meta}
+    return {"version": VERSION, "files": files, "meta": meta, "meta_member": archive.members.get("meta")}
+
+
+def _unreproducible(normaliser: Any, spec: Any, out: Any, fold) -> dict[str, dict[str, dict]]:
+    """The reference objects whose members the target record does not give back (an inline ``length`` of
+    ``0.3`` where the session type says ``"00:30"``, a speaker's name written differently): kept."""
+    from event_pipeline.model.catalog import BY_NAME  # the catalog imports nothing from here
+
+    refs = {r.field: r for r in spec.refs}
+    kept: dict[str, dict[str, dict]] = {}
+    for key, by_target in normaliser.shape.inline.items():
+        ref = refs.get(normaliser.names.get(key, (None,))[0])
+        if ref is None:
+            continue
+        target_spec = BY_NAME[ref.target]
+        records = {r.source_id: r for r in out.records.get(ref.target, [])}
+        for target_id, members in by_target.items():
+            record = records.get(target_id)
+            if record is None or not all(
+                _same(value, record, target_spec, member, fold) for member, value in members.items()
+            ):
+                kept.setdefault(key, {})[target_id] = members
+    return kept
+
+
+def _same(value: Any, record: Any, spec: Any, member: str, fold) -> bool:
+    """Whether the export, writing ``member`` from the target record, gives ``value`` back."""
+    name = spec.aliases.get(fold(member), fold(member))
+    if name not in record.values:
+        return record.extra.get(member, None) == value and member in record.extra
+    column = record.values[name]
+    if type(column) is type(value) and column == value:
+        return True
+    if isinstance(column, str) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            parsed = json.loads(column)
+        except ValueError:
+            return False
+        return type(parsed) is type(value) and parsed == value
+    return False

@@ -1,0 +1,92 @@
+"""The round trip's comparison: two archives hold the same records after the documented normalisations.
+
+Written from the two zips' JSON only, without the export code or the
+importer's tables: records are read with ``lossless.source_records`` (lists,
+wrappers, JSON:API documents flattened, the event's embedded social links),
+and two records are the same when they are equal after exactly these
+normalisations, the ones README's "Export" section lists:
+
+1. key style: keys compared folded (``starts-at`` = ``starts_at``);
+2. ids as string or number: the value of an ``id`` key (a record's, or a
+   reference object's) and the items of a list of ids compare as text;
+3. time zone representation: a text that is an ISO 8601 date-time compares as
+   the instant it names, one without an offset read in the event's zone;
+4. identical duplicate records collapsed: a file's records compare as a set;
+5. the order of a list of references (a session's ``speakers``) is not
+   significant: such lists compare sorted by id.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from tests.lossless import source_records
+
+# The format's lists of references (a session's speakers, a speaker's or a track's sessions).
+LIST_REFERENCES = {"speakers", "sessions"}
+_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+def _instant(text: str, zone) -> str | None:
+    if not _DATETIME.match(text):
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
+    return "instant:" + parsed.astimezone(UTC).isoformat()
+
+
+def _canon(value: Any, zone, key: str = "") -> Any:
+    if isinstance(value, dict):
+        return {k.replace("-", "_").lower(): _canon(v, zone, k.replace("-", "_").lower()) for k, v in value.items()}
+    if isinstance(value, list):
+        items = [_canon(v, zone, key) for v in value]
+        if key not in LIST_REFERENCES:
+            return items
+        if all(isinstance(i, dict) and "id" in i for i in items):
+            return sorted(items, key=lambda i: json.dumps(i, sort_keys=True))
+        if all(isinstance(i, (int, str)) and not isinstance(i, bool) for i in items):
+            return sorted(str(i) for i in items)
+        return items
+    if key == "id" and isinstance(value, (int, str)) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str):
+        return _instant(value, zone) or value
+    return value
+
+
+def _zone(records: dict[str, list[dict]]):
+    event = (records.get("events") or [{}])[0]
+    name = next((v for k, v in event.items() if k.lower() == "timezone"), None)
+    try:
+        return ZoneInfo(name) if isinstance(name, str) and name else UTC
+    except (KeyError, ValueError):
+        return UTC
+
+
+def canonical_records(path) -> dict[str, list[str]]:
+    """table -> the sorted, distinct canonical JSON of its records."""
+    records = source_records(path)
+    zone = _zone(records)
+    out = {}
+    for table, rows in records.items():
+        out[table] = sorted({json.dumps(_canon(r, zone), sort_keys=True) for r in rows})
+    return out
+
+
+def differences(a, b) -> list[str]:
+    """Every record of one archive the other lacks (after normalisation), as ``"table: only in X: {...}"``."""
+    left, right = canonical_records(a), canonical_records(b)
+    out = []
+    for table in sorted(set(left) | set(right)):
+        only_a = set(left.get(table, [])) - set(right.get(table, []))
+        only_b = set(right.get(table, [])) - set(left.get(table, []))
+        out += [f"{table}: only in A: {r:.400}" for r in sorted(only_a)]
+        out += [f"{table}: only in B: {r:.400}" for r in sorted(only_b)]
+    return out
