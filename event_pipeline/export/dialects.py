@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import Any
 
+from event_pipeline.export.values import instant, typed_id
 from event_pipeline.media.upload import ARCHIVE_PATHS
 from event_pipeline.model.catalog import BY_NAME, EVENT, ModelSpec, Ref
-from event_pipeline.export.values import instant, typed_id
 
 DIALECTS = ("source", "kebab", "snake")
 

@@ -17,7 +17,7 @@ from typing import Any
 from event_pipeline.export.dialects import Context, media_value
 from event_pipeline.export.values import json_value, typed_id
 from event_pipeline.media.upload import ARCHIVE_PATHS
-from event_pipeline.model.catalog import BY_NAME, PARENT_FIELDS, EVENT, ModelSpec, Ref
+from event_pipeline.model.catalog import BY_NAME, EVENT, PARENT_FIELDS, ModelSpec, Ref
 from event_pipeline.read.normalise import fold_key
 
 
@@ -135,6 +135,6 @@ class SourceFile:
             if kept is None:
                 kept = self.inline.get(key, {}).get(target_id)
             if kept is not None:
-                out = {m: (kept[m] if m in kept else v) for m, v in out.items() if m == "id" or m in kept}
+                out = {m: (kept.get(m, v)) for m, v in out.items() if m == "id" or m in kept}
             return out
         return typed_id(target["source_id"], members.get("[]", types) if ref.many else types)
