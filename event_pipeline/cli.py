@@ -365,6 +365,16 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(self, message)
 
 
+def run_export(args: argparse.Namespace) -> int:
+    """``export``: one JSON line, SUCCESS with the zip's path, size and sha256, or FAILURE with why."""
+    from event_pipeline.export.command import run
+
+    exported, problems = run(args.key, args.out, args.event_id, args.dialect, args.database_url)
+    if exported is None:
+        return _failure(problems, args.key)
+    return _emit({"state": "SUCCESS", "export": exported})
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line: ``import [path] [--key] [--force] [--database-url]`` and ``validate path ...``."""
     key_help = "archive key (default: the file name without .zip; letters, digits, '.', '_', '-'; see README)"
@@ -379,6 +389,12 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("path")
     val.add_argument("--key", help=key_help)
     val.add_argument("--database-url")
+    exp = sub.add_parser("export", help="write an imported event back to an Open Event zip (README: Export)")
+    exp.add_argument("key", nargs="?", help="the event's archive key (or --event-id)")
+    exp.add_argument("out", help="the zip to write")
+    exp.add_argument("--event-id", type=int, help="the event's database id instead of its key")
+    exp.add_argument("--dialect", choices=("source", "kebab", "snake"), default="source")
+    exp.add_argument("--database-url")
     return parser
 
 
@@ -398,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
             return USAGE_EXIT
         # Everything but the final JSON line goes to stderr.
         logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
+        if args.command == "export":
+            return run_export(args)
         if args.command == "import":
             return run_import(args.path or str(settings.example_archive()), args.key, args.force, args.database_url)
         return run_validate(args.path, args.key, args.database_url)
