@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tests.lossless import source_records
+from lossless import source_records
 
 # The format's lists of references (a session's speakers, a speaker's or a track's sessions).
 LIST_REFERENCES = {"speakers", "sessions"}

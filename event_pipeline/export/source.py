@@ -62,6 +62,7 @@ class SourceFile:
                 self.absent[source_id] = set(keys)
         self.omitted: dict[str, dict[str, list[str]]] = file.get("omitted") or {}
         self.inline: dict[str, dict[str, dict]] = file.get("inline") or {}
+        self.not_in_file = set(file.get("not_in_file") or ())
         self.inline_records: dict[str, dict[str, dict[str, dict]]] = file.get("inline_records") or {}
 
     def record(self, row: dict[str, Any], ctx: Context, many: dict[str, list[int]]) -> dict[str, Any]:
@@ -135,6 +136,7 @@ class SourceFile:
             if kept is None:
                 kept = self.inline.get(key, {}).get(target_id)
             if kept is not None:
-                out = {m: (kept.get(m, v)) for m, v in out.items() if m == "id" or m in kept}
+                written = out
+                out = {m: (written.get("id") if m == "id" else v) for m, v in kept.items()}  # as the archive wrote it
             return out
         return typed_id(target["source_id"], members.get("[]", types) if ref.many else types)

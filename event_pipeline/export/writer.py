@@ -89,6 +89,8 @@ class _Export:
             return
         source = SourceFile(spec, self.shape["files"][spec.name]) if self.shape else None
         for row, many in _with_links(self.conn, spec, self.event["id"]):
+            if source is not None and row["source_id"] in source.not_in_file:
+                continue  # given only inline in the archive: written back there, by the references to it
             self.media.see(spec, row)
             yield source.record(row, self.ctx, many) if source else plain_record(spec, row, self.ctx, many)
 

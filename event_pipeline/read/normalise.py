@@ -480,6 +480,7 @@ def normalise(archive: Archive) -> Normalised:
         out.records[spec.name] = _dedupe(records, file, problems)
     if normalisers and normalisers[0].spec is EVENT:
         normalisers[0].finish(out.unmapped)
+    meta = archive.document("meta") if "meta" in archive.members else None  # before check_unread drops it
     archive.check_unread()
     _naive_times(normalisers, tz, event_file, problems)
     _inline_records(out, tz)
@@ -487,7 +488,7 @@ def normalise(archive: Archive) -> Normalised:
     # What the database would refuse (column ranges, key lengths, NUL, surrogates, JSON): errors here.
     storable.check_records(out.records, problems, strings=archive.odd_text)
     _check_references(out)
-    out.shape = shapes.describe(archive, normalisers, out, fold_key)
+    out.shape = shapes.describe(archive, normalisers, out, fold_key, meta)
     return out
 
 

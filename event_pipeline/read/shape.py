@@ -84,7 +84,7 @@ class FileShape:
         target = value.get("id")
         if not isinstance(target, (int, str)) or isinstance(target, bool) or len(value) < 2:
             return
-        members = {k: v for k, v in value.items() if k != "id"}
+        members = {k: (None if k == "id" else v) for k, v in value.items()}  # the id's place kept, not its value
         first = self.inline.setdefault(key, {}).setdefault(str(target).strip(), members)
         if first != members:
             self.inline_records.setdefault(key, {}).setdefault(source_id, {})[str(target).strip()] = members
@@ -167,7 +167,7 @@ def omitted_links(records: dict[str, list], spec, ref, links: list[tuple[str, st
     return out
 
 
-def describe(archive: Any, normalisers: list, out: Any, fold) -> dict[str, Any]:
+def describe(archive: Any, normalisers: list, out: Any, fold, meta: Any = None) -> dict[str, Any]:
     """The archive's shape document (module docstring), from the normalisers that read its files, the
     archive (file names, whole documents kept), and the normalised records (links, for ``omitted``)."""
     files: dict[str, Any] = {}
@@ -190,7 +190,11 @@ def describe(archive: Any, normalisers: list, out: Any, fold) -> dict[str, Any]:
                     omitted[ref.field] = found
         inline = _unreproducible(normaliser, spec, out, fold)
         files[spec.name] = normaliser.shape.as_json(member, envelope, omitted, inline)
-    meta = archive.document("meta") if "meta" in archive.members else None
+        # Records the file did not have (a session type given only inline in sessions): not written back.
+        seen = {source_id for ids in normaliser.shape.keysets.values() for source_id in ids}
+        files[spec.name]["not_in_file"] = sorted(
+            r.source_id for r in out.records.get(spec.name, []) if r.source_id not in seen
+        )
     return {"version": VERSION, "files": files, "meta": meta, "meta_member": archive.members.get("meta")}
 
 
@@ -210,7 +214,7 @@ def _unreproducible(normaliser: Any, spec: Any, out: Any, fold) -> dict[str, dic
         for target_id, members in by_target.items():
             record = records.get(target_id)
             if record is None or not all(
-                _same(value, record, target_spec, member, fold) for member, value in members.items()
+                member == "id" or _same(value, record, target_spec, member, fold) for member, value in members.items()
             ):
                 kept.setdefault(key, {})[target_id] = members
     return kept
