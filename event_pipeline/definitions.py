@@ -6,6 +6,7 @@ import dagster as dg
 
 from event_pipeline.assets import GROUP, IMPORT_ASSETS
 from event_pipeline.assets.checks import CHECKS
+from event_pipeline.assets.export import EXPORT_GROUP, export
 from event_pipeline.bulk import bulk_import_job
 from event_pipeline.resources import DatabaseResource, MediaStorageResource
 from event_pipeline.resources.io_manager import RunCachedFilesystemIOManager
@@ -22,12 +23,20 @@ import_job = dg.define_asset_job(
     description="Import one Open Event archive (partition = archive key).",
 )
 
+# The export of an imported event (README: Export); its own group, so never part of an import run.
+export_job = dg.define_asset_job(
+    "export_archive",
+    selection=dg.AssetSelection.groups(EXPORT_GROUP),
+    executor_def=dg.in_process_executor,
+    description="Export one imported event back to an Open Event zip (partition = archive key).",
+)
+
 defs = dg.Definitions(
-    assets=IMPORT_ASSETS,
+    assets=[*IMPORT_ASSETS, export],
     asset_checks=CHECKS,
     sensors=SENSORS,
     schedules=SCHEDULES,
-    jobs=[import_job, bulk_import_job],
+    jobs=[import_job, bulk_import_job, export_job],
     resources={
         "database": DatabaseResource(),
         "media_storage": MediaStorageResource(),

@@ -18,13 +18,18 @@ normalisations, the ones README's "Export" section lists:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 from lossless import source_records
+
+from event_pipeline.db import get_engine
+from event_pipeline.media import from_settings
 
 # The format's lists of references (a session's speakers, a speaker's or a track's sessions).
 LIST_REFERENCES = {"speakers", "sessions"}
@@ -89,4 +94,69 @@ def differences(a, b) -> list[str]:
         only_b = set(right.get(table, [])) - set(left.get(table, []))
         out += [f"{table}: only in A: {r:.400}" for r in sorted(only_a)]
         out += [f"{table}: only in B: {r:.400}" for r in sorted(only_b)]
+    return out
+
+
+# ---------------------------------------------------------------------------
+# The rows side: one event's rows, comparable between two databases
+
+MODEL_TABLES = ["social_links", "custom_forms", "microlocations", "sponsors", "speakers", "tracks", "session_types"]
+MODEL_TABLES.append("sessions")
+# Columns that differ between two databases or two imports by design: database ids, timestamps of the
+# write, the event's own bookkeeping (random URL slug, revision, the archive's bytes).
+BOOKKEEPING = {"id", "event_id", "created_at", "updated_at", "identifier", "revision", "archive_sha256"}
+FOREIGN_KEYS = {"track_id": "tracks", "microlocation_id": "microlocations", "session_type_id": "session_types"}
+MEDIA = {"logo_url", "original_image_url", "photo_url", "track_image_url", "slides_url", "audio_url", "video_url"}
+
+
+def snapshot(url: str, key: str, skip: tuple[str, ...] = ()) -> dict[str, list]:
+    """The event's rows as comparable values: no database ids, references by source key, media by bytes;
+    without the events columns ``skip`` names."""
+    storage = from_settings()
+    media_bytes: dict[str, str] = {}
+
+    def media(value):
+        if not isinstance(value, str) or storage.key_for_url(value) is None:
+            return value
+        if value not in media_bytes:
+            media_bytes[value] = "sha256:" + hashlib.sha256(storage.read(storage.key_for_url(value))).hexdigest()
+        return media_bytes[value]
+
+    out: dict[str, list] = {}
+    with get_engine(url).connect() as conn:
+        meta = sa.MetaData()
+        meta.reflect(conn, only=["events", "session_speakers", *MODEL_TABLES])
+        event = conn.execute(sa.select(meta.tables["events"]).where(meta.tables["events"].c.import_key == key)).one()
+        keys = {}
+        for name in MODEL_TABLES:
+            table = meta.tables[name]
+            rows = [dict(r) for r in conn.execute(sa.select(table).where(table.c.event_id == event.id)).mappings()]
+            keys[name] = {r["id"]: r["source_key"] for r in rows}
+            out[name] = rows
+        for name in MODEL_TABLES:
+            converted = []
+            for row in out[name]:
+                for column, target in FOREIGN_KEYS.items():
+                    if column in row:
+                        row[column] = keys[target].get(row[column])
+                converted.append(
+                    sorted(
+                        (k, media(v) if k in MEDIA else v)
+                        for k, v in row.items()
+                        if k not in BOOKKEEPING and k != "content_hash"
+                    )
+                )
+            out[name] = sorted(converted, key=repr)
+        event_row = dict(event._mapping)
+        out["events"] = sorted(
+            (k, media(v) if k in MEDIA else v)
+            for k, v in event_row.items()
+            if k not in BOOKKEEPING | {"content_hash", *skip}
+        )
+        links = meta.tables["session_speakers"]
+        out["session_speakers"] = sorted(
+            (keys["sessions"][s], keys["speakers"][p])
+            for s, p in conn.execute(sa.select(links.c.session_id, links.c.speaker_id))
+            if s in keys["sessions"]
+        )
     return out
