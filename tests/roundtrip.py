@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -160,3 +161,24 @@ def snapshot(url: str, key: str, skip: tuple[str, ...] = ()) -> dict[str, list]:
             if s in keys["sessions"]
         )
     return out
+
+
+def import_quickly(path, url: str, key: str) -> dict:
+    """Import with the job's own steps but without Dagster's run machinery (``bulk.import_one_archive``):
+    the CLI import is tested elsewhere, and the round trips import each archive up to three times."""
+    from event_pipeline.bulk import import_one_archive  # Dagster: imported only by the tests that need it
+
+    return import_one_archive(get_engine(url), key, str(path), uuid.uuid4().hex, storage=from_settings())
+
+
+def another_database(url: str) -> str:
+    """A fresh database of the same kind beside ``url``: another SQLite file, or another PostgreSQL schema."""
+    if url.startswith("sqlite:///"):
+        return url.replace(".db", f"-{uuid.uuid4().hex[:6]}.db")
+    import psycopg
+
+    base = url.split("?", 1)[0]
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    return f"{base}?options=-csearch_path%3D{schema}"

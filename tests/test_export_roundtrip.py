@@ -24,12 +24,10 @@ from pathlib import Path
 import psycopg
 import pytest
 from conftest import GOOD_SAMPLES, SAMPLES, run_cli
-from roundtrip import MODEL_TABLES, differences, snapshot
+from roundtrip import MODEL_TABLES, differences, import_quickly, snapshot
 
-from event_pipeline.bulk import import_one_archive
 from event_pipeline.db import get_engine
 from event_pipeline.export import export_event
-from event_pipeline.media import from_settings
 
 CASES = Path(__file__).resolve().parents[2] / "shared" / "cases" / "fidelity"
 ARCHIVES = [SAMPLES / f"{name}.zip" for name in GOOD_SAMPLES] + sorted(CASES.glob("*/*.zip"))
@@ -47,12 +45,6 @@ def _database(kind: str, tmp: Path, request) -> str:
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     return f"{base}?options=-csearch_path%3D{schema}"
-
-
-def _import(path: Path, url: str, key: str) -> dict:
-    """The import's steps without Dagster's run machinery (``bulk.import_one_archive``, the same steps as the
-    job): the CLI path is covered elsewhere, and this keeps three imports per archive quick."""
-    return import_one_archive(get_engine(url), key, str(path), uuid.uuid4().hex, storage=from_settings())
 
 
 @pytest.fixture(
@@ -73,14 +65,14 @@ def trip(request, tmp_path_factory):
         env.delenv("EVENT_PIPELINE_DATABASE_URL", raising=False)
         first, second = _database(kind, tmp, request), _database(kind, tmp, request)
         key = "trip"
-        imported = _import(archive, first, key)
+        imported = import_quickly(archive, first, key)
         exported = tmp / "B.zip"
         code, result, _ = run_cli("export", key, str(exported), "--database-url", first)  # the command itself
         assert code == 0, result
         rows_a = snapshot(first, key)
-        _import(exported, second, key)
+        import_quickly(exported, second, key)
         rows_b = snapshot(second, key)
-        again = _import(exported, first, key)
+        again = import_quickly(exported, first, key)
         result_c = export_event(get_engine(first), tmp / "C.zip", key=key)
         yield {
             "archive": archive,

@@ -53,9 +53,12 @@ def chunks(conn: Connection, spec: ModelSpec, event_id: int, size: int = CHUNK) 
 
 
 def targets(conn: Connection, spec: ModelSpec, event_id: int, columns: set[str]) -> dict[int, dict[str, Any]]:
-    """Database id -> ``source_id`` and ``columns`` (those a reference object repeats) of a model's rows."""
+    """Database id -> ``source_id`` and ``columns`` (those a reference object repeats) of a model's rows;
+    with ``extra`` only when a column asked for is none of the table's (then it is a field kept there)."""
     table = TABLES[spec.name]
-    wanted = [table.c.id, table.c.source_id, table.c.extra, *(table.c[c] for c in sorted(columns) if c in table.c)]
+    wanted = [table.c.id, table.c.source_id, *(table.c[c] for c in sorted(columns) if c in table.c)]
+    if any(c not in table.c for c in columns):
+        wanted.append(table.c.extra)
     owner = table.c.id if spec is EVENT else table.c.event_id
     return {r["id"]: dict(r) for r in conn.execute(sa.select(*wanted).where(owner == event_id)).mappings()}
 
