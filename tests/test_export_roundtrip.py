@@ -18,7 +18,9 @@ a fresh database and once more over A's event), then three properties:
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
+import zipfile
 from pathlib import Path
 
 import psycopg
@@ -30,10 +32,42 @@ from event_pipeline.db import get_engine
 from event_pipeline.export import export_event
 
 CASES = Path(__file__).resolve().parents[2] / "shared" / "cases" / "fidelity"
-ARCHIVES = [SAMPLES / f"{name}.zip" for name in GOOD_SAMPLES] + sorted(CASES.glob("*/*.zip"))
+SYNTHETIC = Path("synthetic.zip")  # written by the fixture: the kinds of variation in one small archive
+ARCHIVES = [SAMPLES / f"{name}.zip" for name in GOOD_SAMPLES] + sorted(CASES.glob("*/*.zip")) + [SYNTHETIC]
+
+
+def write_synthetic(path: Path) -> Path:
+    """An archive with what real ones vary in: wrapped and bare files with ``.json``, snake keys and aliases
+    (``begin``, ``room``, ``featured``), a wall time without offset, ids as numbers and as text in one file,
+    a number in a text column, a reference object naming nothing (``{"id": null}``), an inline name that
+    differs from its target's, links named by one side only, a track's list missing a session that names
+    it, records with other key orders and missing keys, an identical duplicate, unmapped fields."""
+    documents = {
+        "event.json": {"id": "7", "name": "Synth", "timezone": "Europe/Berlin", "start_time": "2020-05-01T09:00:00",
+                       "custom_x": [1, 2], "social_links": [{"id": 1, "name": "Web", "link": "https://x.example"}]},
+        "sessions.json": {"sessions": [
+            {"id": 1, "title": "A", "begin": "2020-05-01T10:00:00+02:00", "track": 1, "level": 3,
+             "speakers": [{"id": 1, "name": "Ann X"}], "room": {"id": None}},
+            {"title": "B", "id": 2, "track": {"id": 1, "name": "T, as the session says"}, "speakers": [],
+             "extra_field": {"a": 1}},
+            {"title": "B", "id": 2, "track": {"id": 1, "name": "T, as the session says"}, "speakers": [],
+             "extra_field": {"a": 1}},
+        ]},
+        "speakers.json": [
+            {"id": 1, "name": "Ann", "sessions": [], "featured": False},
+            {"featured": True, "name": "Bob", "id": "2", "sessions": [{"id": 2, "title": "B"}]},
+        ],
+        "tracks.json": [{"id": 1, "name": "T", "sessions": [1], "color": "#fff"}],
+    }  # fmt: skip
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, document in documents.items():
+            zf.writestr(name, json.dumps(document))
+    return path
 
 
 def _archive_id(path: Path) -> str:
+    if path == SYNTHETIC:
+        return "synthetic"
     return path.stem if path.parent == SAMPLES else f"{path.parent.name}/{path.stem}"
 
 
@@ -55,9 +89,11 @@ def _database(kind: str, tmp: Path, request) -> str:
 def trip(request, tmp_path_factory):
     """A imported, B exported, B imported into a fresh database and over A; what each step gave."""
     kind, archive = request.param
+    tmp = tmp_path_factory.mktemp("trip")
+    if archive == SYNTHETIC:
+        archive = write_synthetic(tmp / "synthetic.zip")
     if not archive.exists():
         pytest.skip(f"{archive} not found")
-    tmp = tmp_path_factory.mktemp("trip")
     with pytest.MonkeyPatch.context() as env:
         env.setenv("DAGSTER_HOME", str(tmp / "dagster_home"))
         (tmp / "dagster_home").mkdir()

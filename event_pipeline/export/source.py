@@ -2,8 +2,8 @@
 
 The archive's shape (``read/shape.py``, stored in ``events.archive_format``)
 gives, per file, the keys in their original spelling and order, the JSON
-types of their values, the members of reference objects, the records that
-lacked a key, and the links a list did not name. Each key is mapped to its
+types of their values, the members of reference objects, the key list of each record
+that differs from its file's, and the links a list did not name. Each key is mapped to its
 field by the same rule as the import (``fold_key`` and the catalog's
 aliases), and its value is taken from, in this order: the row's ``extra``
 (unmapped fields and raw values the import could not use), the id, a
@@ -56,27 +56,26 @@ class SourceFile:
         self.fields = {key: field_of(spec, key) for key in self.keys}
         self.refs = {r.field: r for r in spec.refs}
         self.media = {m.column for m in spec.media}
-        self.absent: dict[str, set[str]] = {}
-        for keys, ids in file["absent"]:
+        self.layouts: dict[str, list[str]] = {}  # a record whose keys differ from the file's usual ones
+        for keys, ids in file["layouts"]:
             for source_id in ids:
-                self.absent[source_id] = set(keys)
+                self.layouts[source_id] = keys
         self.omitted: dict[str, dict[str, list[str]]] = file.get("omitted") or {}
         self.inline: dict[str, dict[str, dict]] = file.get("inline") or {}
         self.not_in_file = set(file.get("not_in_file") or ())
+        self.first_kind: dict[str, str] = file.get("first_kind") or {}
+        self.other_kinds: dict[str, dict[str, str]] = file.get("other_kinds") or {}
         self.inline_records: dict[str, dict[str, dict[str, dict]]] = file.get("inline_records") or {}
 
     def record(self, row: dict[str, Any], ctx: Context, many: dict[str, list[int]]) -> dict[str, Any]:
         """One row as the archive wrote it. ``many``: per list reference, the linked rows' database ids."""
         extra = row.get("extra") or {}
-        absent = self.absent.get(row["source_id"], ())
         out: dict[str, Any] = {}
-        for key in self.keys:
-            if key in absent:
-                continue
+        for key in self.layouts.get(row["source_id"], self.keys):
             if key in extra:
                 out[key] = extra[key]
                 continue
-            name = self.fields[key]
+            name = self.fields.get(key) or field_of(self.spec, key)
             types = self.types.get(key, [])
             if key == "id":
                 out[key] = typed_id(row["source_id"], types)
@@ -104,7 +103,8 @@ class SourceFile:
                 if "NoneType" in self.types.get(key, []) or "dict" not in types:
                     return None
                 return {m: None for m in members}  # {"id": null}: an object that names nothing
-            return self._item(ref, target, types, members, key, row["source_id"])
+            kind = self.other_kinds.get(key, {}).get(row["source_id"]) or self.first_kind.get(key)
+            return self._item(ref, target, [kind] if kind else types, members, key, row["source_id"])
         omitted = set(self.omitted.get(ref.field, {}).get(row["source_id"], ()))
         linked = [targets[i] for i in many.get(ref.field, []) if i in targets]
         items = [

@@ -10,7 +10,7 @@ document stored with the event (``events.archive_format``):
 ``{"version": 1, "files": {model: FileShape}, "meta": {...} | None}``, where a
 FileShape is ``{"member": "sessions.json", "envelope": ..., "keys": [...],
 "types": {key: [type names]}, "members": {key: {member: [type names]}},
-"absent": [[[keys], [source ids]], ...], "omitted": {key: {source id: [ids]}}}``:
+"layouts": [[[keys], [source ids]], ...], "omitted": {key: {source id: [ids]}}}``:
 
 - ``keys``: every source key, in order of first appearance (``id`` included);
 - ``types``: the JSON types each key's values had (``int``, ``float``, ``str``,
@@ -18,8 +18,12 @@ FileShape is ``{"member": "sessions.json", "envelope": ..., "keys": [...],
   though the column is text;
 - ``members``: for object values and lists of objects (references), each
   member's types (``{"id": ["int"], "name": ["str"]}``);
-- ``absent``: the records lacking some of the file's keys, grouped by the keys
-  they lack (absent and ``null`` are different JSON);
+- ``layouts``: the records whose keys are not ``keys`` in that order (a key
+  absent, which is not ``null``; another order, which ``extra`` keeps), grouped
+  by their own key list;
+- ``first_kind``, ``other_kinds``: per key, the type of its first non-null
+  value, and the records whose value had another (a reference written ``1``
+  in one record and ``{"id": 1, ...}`` in another);
 - ``omitted``: for list references (a speaker's ``sessions``), the links the
   database holds from the other side that this record did not list;
 - ``envelope``: ``"list"``, ``"object"`` (the event), ``"list1"`` (an event as
@@ -46,7 +50,9 @@ class FileShape:
         self.file = file
         self.types: dict[str, set[str]] = {}  # insertion order = first appearance
         self.members: dict[str, dict[str, set[str]]] = {}
-        self.keysets: dict[frozenset, list[str]] = {}
+        self.first_kind: dict[str, str] = {}  # per key, the type of its first non-null value
+        self.other_kinds: dict[str, dict[str, str]] = {}  # per key, the records whose value has another type
+        self.layouts: dict[tuple, list[str]] = {}  # a record's keys in order -> the records with them
         # Reference objects' members besides the id (``{"id": 5, "name": ..., "length": 0.3}``), which the
         # import does not keep: per key, per target id, the first object's; a record whose object for
         # that target differs keeps its own under ``inline_records``.
@@ -63,6 +69,8 @@ class FileShape:
                 types[key] = {kind}
             elif kind not in seen:
                 seen.add(kind)
+            if kind != "NoneType" and self.first_kind.setdefault(key, kind) != kind:
+                self.other_kinds.setdefault(key, {})[source_id] = kind  # ``1`` here, ``{"id": 1}`` there
             if kind == "dict":
                 self._members(key, value)
                 self._inline(key, source_id, value)
@@ -73,7 +81,7 @@ class FileShape:
                         self._inline(key, source_id, item)
                     else:  # a list of ids: their types under the member name "[]"
                         self.members.setdefault(key, {}).setdefault("[]", set()).add(type(item).__name__)
-        self.keysets.setdefault(frozenset(raw), []).append(source_id)
+        self.layouts.setdefault(tuple(raw), []).append(source_id)
 
     def _members(self, key: str, value: dict) -> None:
         members = self.members.setdefault(key, {})
@@ -93,19 +101,18 @@ class FileShape:
         self, member: str | None, envelope: Any, omitted: dict[str, dict[str, list[str]]], inline: dict[str, Any]
     ) -> dict[str, Any]:
         keys = list(self.types)
-        full = frozenset(keys)
-        absent = [
-            [sorted(full - keyset, key=keys.index), ids] for keyset, ids in self.keysets.items() if keyset != full
-        ]
-        absent.sort(key=lambda entry: entry[0])
+        usual = tuple(keys)
+        layouts = sorted([list(layout), ids] for layout, ids in self.layouts.items() if layout != usual)
         return {
             "member": member,
             "envelope": envelope,
             "keys": keys,
             "types": {k: sorted(v) for k, v in self.types.items()},
             "members": {k: {m: sorted(t) for m, t in v.items()} for k, v in self.members.items()},
-            "absent": absent,
+            "layouts": layouts,
             "omitted": omitted,
+            "first_kind": self.first_kind,
+            "other_kinds": self.other_kinds,
             "inline": inline,
             "inline_records": self.inline_records,
         }
@@ -191,7 +198,7 @@ def describe(archive: Any, normalisers: list, out: Any, fold, meta: Any = None) 
         inline = _unreproducible(normaliser, spec, out, fold)
         files[spec.name] = normaliser.shape.as_json(member, envelope, omitted, inline)
         # Records the file did not have (a session type given only inline in sessions): not written back.
-        seen = {source_id for ids in normaliser.shape.keysets.values() for source_id in ids}
+        seen = {source_id for ids in normaliser.shape.layouts.values() for source_id in ids}
         files[spec.name]["not_in_file"] = sorted(
             r.source_id for r in out.records.get(spec.name, []) if r.source_id not in seen
         )
