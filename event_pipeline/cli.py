@@ -1,4 +1,4 @@
-"""``event-pipeline``: import or validate an archive from the command line.
+"""``event-pipeline``: import or validate an archive, or export an event, from the command line.
 
 ``import`` runs the Dagster import job in this process on a real Dagster
 instance (``DAGSTER_HOME``, else a project-local home), so the run shows up
