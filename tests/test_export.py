@@ -87,6 +87,7 @@ def test_fixed_dialects_write_their_generation_and_lose_nothing(db_url, tmp_path
     fresh = another_database(db_url)
     import_quickly(out, fresh, "conf")
     assert snapshot(fresh, "conf", skip=("archive_format",)) == snapshot(db_url, "conf", skip=("archive_format",))
+    get_engine(fresh).dispose()
 
 
 def test_same_event_exports_to_the_same_bytes_from_sqlite_and_postgresql(tmp_path, pg_database):

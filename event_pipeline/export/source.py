@@ -77,6 +77,9 @@ class SourceFile:
                 continue
             name = self.fields.get(key) or field_of(self.spec, key)
             types = self.types.get(key, [])
+            kind = self.other_kinds.get(key, {}).get(row["source_id"]) or self.first_kind.get(key)
+            if kind is not None and name not in self.refs:
+                types = [kind]  # this record's own type for the key (``1`` here, ``"2"`` in another record)
             if key == "id":
                 out[key] = typed_id(row["source_id"], types)
             elif name in self.refs:

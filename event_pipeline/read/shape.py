@@ -102,7 +102,10 @@ class FileShape:
     ) -> dict[str, Any]:
         keys = list(self.types)
         usual = tuple(keys)
-        layouts = sorted([list(layout), ids] for layout, ids in self.layouts.items() if layout != usual)
+        # Each id once: a repeated identical record is imported (and exported) once.
+        layouts = sorted(
+            [list(layout), list(dict.fromkeys(ids))] for layout, ids in self.layouts.items() if layout != usual
+        )
         return {
             "member": member,
             "envelope": envelope,
