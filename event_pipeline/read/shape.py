@@ -146,7 +146,10 @@ def _jsonapi(document: dict, data: Any) -> dict[str, Any]:
         if not isinstance(resource, dict):
             continue
         kind = kind or resource.get("type")
-        for name, body in (resource.get("relationships") or {}).items():
+        found_relationships = resource.get("relationships")
+        if not isinstance(found_relationships, dict):
+            continue  # not JSON:API's shape: the import warns or fails on it, the shape need not
+        for name, body in found_relationships.items():
             target = body.get("data") if isinstance(body, dict) else None
             sample = target[0] if isinstance(target, list) and target else target
             found = sample.get("type") if isinstance(sample, dict) else None
