@@ -7,6 +7,7 @@ import dagster as dg
 from event_pipeline.assets import IMPORT_ASSETS
 from event_pipeline.assets.archive import import_run_config
 from event_pipeline.assets.checks import CHECKS
+from event_pipeline.assets.export import EXPORT_GROUP, export
 from event_pipeline.assets.job import IMPORT_JOB_NAME, import_job
 from event_pipeline.assets.report import schedule_report_asset
 from event_pipeline.bulk import bulk_import_job
@@ -14,14 +15,22 @@ from event_pipeline.resources import DatabaseResource, MediaStorageResource
 from event_pipeline.resources.io_manager import RunCachedFilesystemIOManager
 from event_pipeline.sensors import SCHEDULES, SENSORS
 
-__all__ = ["IMPORT_JOB_NAME", "defs", "import_job", "import_run_config"]
+__all__ = ["IMPORT_JOB_NAME", "defs", "export_job", "import_job", "import_run_config"]
+
+# The export of an imported event (README: Export); its own group, so never part of an import run.
+export_job = dg.define_asset_job(
+    "export_archive",
+    selection=dg.AssetSelection.groups(EXPORT_GROUP),
+    executor_def=dg.in_process_executor,
+    description="Export one imported event back to an Open Event zip (partition = archive key).",
+)
 
 defs = dg.Definitions(
-    assets=[*IMPORT_ASSETS, schedule_report_asset],
+    assets=[*IMPORT_ASSETS, schedule_report_asset, export],
     asset_checks=CHECKS,
     sensors=SENSORS,
     schedules=SCHEDULES,
-    jobs=[import_job, bulk_import_job],
+    jobs=[import_job, bulk_import_job, export_job],
     resources={
         "database": DatabaseResource.from_settings(),
         "media_storage": MediaStorageResource.from_settings(),

@@ -110,9 +110,10 @@ def isolated_home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("EVENT_PIPELINE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("EVENT_PIPELINE_DATABASE_URL", raising=False)
     monkeypatch.setenv("EVENT_PIPELINE_DROP_DIR", str(tmp_path / "drop"))
-    # Jobs in tests read archives from the test's folder, the samples and the moto buckets;
+    # Jobs in tests read archives from the test's folder, the samples, the cases and the moto buckets;
     # the roots rule itself is tested in test_api_roots.py.
-    monkeypatch.setenv("EVENT_PIPELINE_ARCHIVE_ROOTS", ",".join([str(tmp_path), str(SAMPLES), "s3://"]))
+    roots = [str(tmp_path), str(SAMPLES), str(SAMPLES.parent / "cases"), "s3://"]
+    monkeypatch.setenv("EVENT_PIPELINE_ARCHIVE_ROOTS", ",".join(roots))
     return home
 
 

@@ -71,7 +71,7 @@ def _columns(url: str, table: str) -> dict[str, sa.types.TypeEngine]:
 def test_baseline_schema_equals_the_metadata(db_url):
     get_engine(db_url)  # first use: the baseline revision creates everything
     assert set(sa.inspect(get_engine(db_url, create_schema=False)).get_table_names()) == TABLES
-    assert scalar(db_url, "select version_num from alembic_version_event_pipeline") == "0001"
+    assert scalar(db_url, "select version_num from alembic_version_event_pipeline") == "0002"
     assert _differences(db_url) == []
     (namespace,) = rows(db_url, "select media_namespace from database_identity where id = 1")[0]
     assert namespace.startswith("db-") and len(namespace) == 19  # "db-" and 64 random bits in hex
@@ -81,8 +81,8 @@ def test_baseline_schema_equals_the_metadata(db_url):
     assert _differences(db_url) == []  # neither proposed for removal nor looked at
     assert run_cli("db", "upgrade", "--database-url", db_url)[1] == {
         "state": "SUCCESS",
-        "from_revision": "0001",
-        "revision": "0001",
+        "from_revision": "0002",
+        "revision": "0002",
     }
 
 
@@ -123,7 +123,7 @@ def test_database_made_before_alembic_is_upgraded_by_an_import(db_url, tmp_path)
     code, payload = import_archive(write_zip(tmp_path / "migrated.zip", EXPORT), db_url)
 
     assert code == 0, payload
-    assert scalar(db_url, "select version_num from alembic_version_event_pipeline") == "0001"
+    assert scalar(db_url, "select version_num from alembic_version_event_pipeline") == "0002"
     assert _differences(db_url) == []
     for table in MODEL_TABLES:
         assert "deleted_at" in _columns(db_url, table), table
@@ -167,8 +167,8 @@ def test_two_processes_upgrade_an_old_database_at_once(db_url):
     outputs = [proc.communicate(timeout=180)[0] for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0], outputs
     results = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
-    assert sorted(str(r["from_revision"]) for r in results) == ["0001", "None"]
-    assert {r["revision"] for r in results} == {"0001"}
+    assert sorted(str(r["from_revision"]) for r in results) == ["0002", "None"]
+    assert {r["revision"] for r in results} == {"0002"}
     assert _differences(db_url) == []
     assert scalar(db_url, "select count(*) from database_identity") == 1
     assert rows(db_url, "select key, state from import_jobs") == [("old", "SUCCESS")]
@@ -195,7 +195,7 @@ def test_an_old_id_longer_than_the_baseline_allows(db_url, tmp_path):
         assert not sa.inspect(engine).has_table("alembic_version_event_pipeline")
         assert "deleted_at" not in _columns(db_url, "events")  # the whole upgrade was rolled back
     else:
-        assert migrate.upgrade_schema(engine) == (None, "0001")
+        assert migrate.upgrade_schema(engine) == (None, "0002")
         assert rows(db_url, "select source_id from events") == [(long_id,)]
 
 
@@ -240,6 +240,6 @@ def test_database_made_by_the_last_release_before_alembic_keeps_its_media_namesp
     with engine.begin() as conn:
         metadata.create_all(conn)
         conn.execute(sa.text("INSERT INTO database_identity (id, media_namespace) VALUES (1, 'db-0123456789abcdef')"))
-    assert migrate.upgrade_schema(engine) == (None, "0001")
+    assert migrate.upgrade_schema(engine) == (None, "0002")
     assert rows(db_url, "select id, media_namespace from database_identity") == [(1, "db-0123456789abcdef")]
     assert _differences(db_url) == []

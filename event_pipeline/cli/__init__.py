@@ -1,4 +1,4 @@
-"""``event-pipeline``: import or validate an archive from the command line.
+"""``event-pipeline``: import or validate an archive, or export an event, from the command line.
 
 ``import`` runs the Dagster import job in this process on a real Dagster
 instance (``DAGSTER_HOME``, else a project-local home), so the run shows up
@@ -26,7 +26,7 @@ import os
 import sys
 
 from event_pipeline.cli import signals
-from event_pipeline.cli.commands import run_db_upgrade, run_token
+from event_pipeline.cli.commands import run_db_upgrade, run_export, run_token
 from event_pipeline.cli.importing import run_import
 from event_pipeline.cli.output import emit, failure
 from event_pipeline.cli.validating import run_validate, validation
@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("path")
     val.add_argument("--key", help=key_help)
     val.add_argument("--database-url")
+    exp = sub.add_parser("export", help="write an imported event back to an Open Event zip (README: Export)")
+    exp.add_argument("key", nargs="?", help="the event's archive key (or --event-id)")
+    exp.add_argument("out", help="the zip to write")
+    exp.add_argument("--event-id", type=int, help="the event's database id instead of its key")
+    exp.add_argument("--dialect", choices=("source", "kebab", "snake"), default="source")
+    exp.add_argument("--database-url")
     db = sub.add_parser("db", help="the database schema (Alembic)").add_subparsers(
         dest="db_command", metavar="action", required=True
     )
@@ -96,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             return USAGE_EXIT
         # Everything but the final JSON line goes to stderr.
         logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
+        if args.command == "export":
+            return run_export(args.key, args.out, args.event_id, args.dialect, args.database_url)
         if args.command == "db":
             return run_db_upgrade(args.database_url)
         if args.command == "token":

@@ -1,4 +1,4 @@
-"""The small commands: ``db upgrade`` (the schema) and ``token`` (for the HTTP API)."""
+"""The small commands: ``export``, ``db upgrade`` (the schema) and ``token`` (for the HTTP API)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,16 @@ import sys
 
 from event_pipeline.cli.output import emit, failure
 from event_pipeline.problems import Problem
+
+
+def run_export(key: str | None, out: str, event_id: int | None, dialect: str, database_url: str | None) -> int:
+    """``export``: one JSON line, SUCCESS with the zip's path, size and sha256, or FAILURE with why."""
+    from event_pipeline.export.command import run
+
+    exported, problems = run(key, out, event_id, dialect, database_url)
+    if exported is None:
+        return failure(problems, key)
+    return emit({"state": "SUCCESS", "export": exported})
 
 
 def run_db_upgrade(database_url: str | None) -> int:

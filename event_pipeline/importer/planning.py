@@ -40,7 +40,7 @@ def plan_step(
     normalised = validated.normalised
     assert normalised is not None and normalised.event is not None  # a changed archive that validated
     if spec is EVENT:
-        return plan_event(target, normalised.event, validated.key)
+        return plan_event(target, normalised.event, validated.key, normalised.shape)
     plan = plan_model(
         engine, spec, validated.records(spec), target.event_id, maps, is_new_event=target.is_new, reserve=reserve
     )

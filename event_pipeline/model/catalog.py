@@ -51,6 +51,9 @@ class Ref:
     inline_creates: bool = False  # an inline object for an unknown id becomes a record
     inverse: str | None = None  # a list mirroring the target's own reference (a track's ``sessions``)
     link: Link | None = None  # one side of a many-to-many link (a session's ``speakers``)
+    # The target's fields the 2016 (kebab) exports repeat inside a reference object besides its id;
+    # empty: the target's label (``name``, a session's ``title``).
+    shown: tuple[str, ...] = ()
 
     @property
     def fk_column(self) -> str:
@@ -60,11 +63,11 @@ class Ref:
         return self.column
 
 
-def link_refs(link: Link) -> tuple[Ref, Ref]:
-    """The owner's and the member's side of ``link`` as references."""
+def link_refs(link: Link, owner_shows: tuple[str, ...] = (), member_shows: tuple[str, ...] = ()) -> tuple[Ref, Ref]:
+    """The owner's and the member's side of ``link`` as references (``*_shows``: see ``Ref.shown``)."""
     return (
-        Ref(link.owner_field, link.member, many=True, link=link),
-        Ref(link.member_field, link.owner, many=True, link=link),
+        Ref(link.owner_field, link.member, many=True, link=link, shown=owner_shows),
+        Ref(link.member_field, link.owner, many=True, link=link, shown=member_shows),
     )
 
 
@@ -108,7 +111,11 @@ class ModelSpec:
     media: tuple[Media, ...] = ()  # columns holding archive media paths, copied to storage
     aliases: dict[str, str] = field(default_factory=dict)  # source key -> field
     embedded_in_event: tuple[str, ...] = ()  # event keys that may hold the list
-    derived: tuple[Derived, ...] = ()  # columns computed from other fields
+    derived: tuple[Derived, ...] = ()  # columns computed from other fields (never written by an export)
+    # Per export dialect, the fields written under one of their aliases rather than their own name
+    # (``kebab``: the 2016 exports; ``snake``: the reference server's current export). Each name must
+    # map back to its field through ``aliases`` (tests/test_export.py checks it).
+    export_names: dict[str, dict[str, str]] = field(default_factory=dict)
     owner_column: str = "event_id"  # the column naming the event a row belongs to (the event's own: its id)
 
     @property
@@ -118,6 +125,10 @@ class ModelSpec:
     @functools.cached_property  # asked for every record of a large archive
     def fk_refs(self) -> tuple[Ref, ...]:
         return tuple(r for r in self.refs if r.column)
+
+    @functools.cached_property
+    def derived_columns(self) -> frozenset[str]:
+        return frozenset(d.column for d in self.derived)
 
     @functools.cached_property
     def link(self) -> Link | None:
@@ -148,7 +159,7 @@ SESSION_SPEAKERS = Link(
     member_column="speaker_id",
 )
 LINKS: tuple[Link, ...] = (SESSION_SPEAKERS,)
-_SESSION_SIDE, _SPEAKER_SIDE = link_refs(SESSION_SPEAKERS)
+_SESSION_SIDE, _SPEAKER_SIDE = link_refs(SESSION_SPEAKERS, owner_shows=("name", "organisation"))
 
 MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
@@ -175,6 +186,10 @@ MODELS: tuple[ModelSpec, ...] = (
             "owner_name": "organizer_name",
             "owner_description": "organizer_description",
             "url": "external_event_url",  # the 2015 API dump's event "url"
+        },
+        export_names={
+            "kebab": {"event_type": "type", "copyright": "event_copyright"},
+            "snake": {"organizer_name": "owner_name", "organizer_description": "owner_description"},
         },
     ),
     ModelSpec(
@@ -205,6 +220,7 @@ MODELS: tuple[ModelSpec, ...] = (
         files=("sponsors",),
         media=(Media("logo_url", "sponsors/{id}/logo"),),
         aliases={"logo": "logo_url", "type": "sponsor_type"},
+        export_names={"kebab": {"sponsor_type": "type"}, "snake": {"sponsor_type": "type"}},
     ),
     ModelSpec(
         name="speakers",
@@ -247,7 +263,9 @@ MODELS: tuple[ModelSpec, ...] = (
         refs=(
             Ref("track", "tracks", column="track_id"),
             Ref("microlocation", "microlocations", column="microlocation_id"),
-            Ref("session_type", "session_types", column="session_type_id", inline_creates=True),
+            Ref(
+                "session_type", "session_types", column="session_type_id", inline_creates=True, shown=("name", "length")
+            ),
             _SESSION_SIDE,
         ),
         media=(

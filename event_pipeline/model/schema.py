@@ -81,6 +81,9 @@ events = sa.Table(
     sa.Column("identifier", sa.String(16), nullable=False, unique=True),
     sa.Column("revision", sa.Integer, nullable=False, default=0),
     sa.Column("archive_sha256", sa.String(64), nullable=False),
+    # How the archive wrote its records (key spellings, value types, envelopes, file names): what the
+    # ``source`` export needs to write them back as they came (``read/shape.py``).
+    sa.Column("archive_format", sa.JSON, nullable=True),
     *_record_columns(EVENT),
     *_bookkeeping_columns(),
 )

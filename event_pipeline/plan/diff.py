@@ -146,9 +146,11 @@ def event_target(engine: Engine, key: str, *, reserve: bool = True) -> EventTarg
     return EventTarget(new_id, True, secrets.token_hex(4), 0, None, None)
 
 
-def plan_event(target: EventTarget, record: NormRecord, key: str) -> ModelPlan:
-    """The event row; its revision and archive hash are moved on at publish time."""
+def plan_event(target: EventTarget, record: NormRecord, key: str, archive_format: dict | None = None) -> ModelPlan:
+    """The event row; its revision and archive hash are moved on at publish time. ``archive_format`` is the
+    archive's shape (``read/shape.py``), part of the row's content: an archive written differently is a change."""
     row = _row(EVENT, record, {})
+    row["archive_format"] = archive_format
     row["content_hash"] = content_hash(row)
     row.update(id=target.event_id, import_key=key, identifier=target.identifier)
     plan = ModelPlan(EVENT.name, target.event_id, {record.source_id: target.event_id})

@@ -17,6 +17,7 @@ from typing import Any
 from event_pipeline.model import timezones
 from event_pipeline.model.catalog import BY_NAME, EVENT, MODELS, ModelSpec
 from event_pipeline.problems import Problems
+from event_pipeline.read import shape as shapes
 from event_pipeline.read import storable
 from event_pipeline.read.data_files import Archive
 from event_pipeline.read.envelopes import event_file, included_by_model, model_documents, one_event, resource_record
@@ -59,6 +60,7 @@ def normalise(archive: Archive) -> Normalised:
         out.records[spec.name] = _read_records(normaliser, (resource_record(r) for r in resources), out)
     if normalisers and normalisers[0].spec is EVENT:
         normalisers[0].finish(out.unmapped)
+    meta = archive.document("meta") if "meta" in archive.members else None  # before check_unread drops it
     archive.check_unread()
     _naive_times(normalisers, tz, event_file(archive), problems)
     _inline_records(out, tz)
@@ -66,6 +68,7 @@ def normalise(archive: Archive) -> Normalised:
     # What the database would refuse (column ranges, key lengths, NUL, surrogates, JSON): errors here.
     storable.check_records(out.records, problems, strings=archive.odd_text)
     check_references(out)
+    out.shape = shapes.describe(archive, normalisers, out, fold_key, meta)
     return out
 
 

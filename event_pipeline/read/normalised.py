@@ -36,6 +36,7 @@ class Normalised:
     links: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # link table -> (owner id, member id)
     problems: Problems = field(default_factory=Problems)
     unmapped: dict[str, dict[str, int]] = field(default_factory=dict)
+    shape: dict[str, Any] | None = None  # how the archive wrote its records (``shape.py``), for the export
 
     @property
     def event(self) -> NormRecord | None:

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from event_pipeline.model.catalog import EVENT, PARENT_FIELDS, ModelSpec, Ref
 from event_pipeline.problems import Problems
+from event_pipeline.read import shape as shapes
 from event_pipeline.read.fields import canonical_id, fold_key, looks_like_reference, reference_id
 from event_pipeline.read.normalised import NormRecord
 
@@ -39,6 +40,7 @@ class ModelNormaliser:
         self.unmapped: dict[str, int] = {}  # source key -> records keeping it in extra
         self.reference_like: dict[str, int] = {}  # the unmapped keys whose values look like references
         self.foreign_parent = 0  # records whose event_id names another event
+        self.shape = shapes.FileShape(file)
 
     def _name(self, key: str) -> tuple[str, bool]:
         folded = fold_key(key)
@@ -57,6 +59,7 @@ class ModelNormaliser:
             what = "missing" if raw.get("id") is None else f"unusable ({raw.get('id')!r})"
             self.problems.error(self.file, f"record #{index + 1}: id is {what}", field="id")
             return None
+        self.shape.see(raw, source_id)
         values: dict[str, Any] = {}
         origin: dict[str, str] = {}
         exact: dict[str, bool] = {}

@@ -1,0 +1,250 @@
+"""How an archive wrote its records, recorded at import so the ``source`` export can write them back.
+
+Normalising folds keys, maps aliases and turns every id into text; the rows
+then no longer say that a session's start was ``"start_time"`` or
+``"starts-at"``, that ids were numbers, that a reference was ``{"id": 1,
+"name": ...}`` rather than ``1``, or which file name and envelope the archive
+used. This module keeps exactly that, per data file, as one small JSON
+document stored with the event (``events.archive_format``):
+
+``{"version": 1, "files": {model: FileShape}, "meta": {...} | None}``, where a
+FileShape is ``{"member": "sessions.json", "envelope": ..., "keys": [...],
+"types": {key: [type names]}, "members": {key: {member: [type names]}},
+"layouts": [[[keys], [source ids]], ...], "omitted": {key: {source id: [ids]}}}``:
+
+- ``keys``: every source key, in order of first appearance (``id`` included);
+- ``types``: the JSON types each key's values had (``int``, ``float``, ``str``,
+  ``bool``, ``NoneType``, ``dict``, ``list``), so ``0.3`` comes back as a number
+  though the column is text;
+- ``members``: for object values and lists of objects (references), each
+  member's types (``{"id": ["int"], "name": ["str"]}``);
+- ``layouts``: the records whose keys are not ``keys`` in that order (a key
+  absent, which is not ``null``; another order, which ``extra`` keeps), grouped
+  by their own key list;
+- ``first_kind``, ``other_kinds``: per key, the type of its first non-null
+  value, and the records whose value had another (a reference written ``1``
+  in one record and ``{"id": 1, ...}`` in another);
+- ``omitted``: for list references (a speaker's ``sessions``), the links the
+  database holds from the other side that this record did not list;
+- ``envelope``: ``"list"``, ``"object"`` (the event), ``"list1"`` (an event as
+  a list of one), ``{"wrap": key}``, ``{"embedded": key}`` (social links inside
+  the event), or ``{"jsonapi": {...}}`` (resource type, relationships and their
+  types, the document's other members).
+
+Bounded: one entry per distinct key and type, plus the ids of records that
+differ from their file's common key set.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+VERSION = 1
+
+
+class FileShape:
+    """The keys, value types and key sets seen in one data file's records (see the module docstring)."""
+
+    def __init__(self, file: str):
+        self.file = file
+        self.types: dict[str, set[str]] = {}  # insertion order = first appearance
+        self.members: dict[str, dict[str, set[str]]] = {}
+        self.first_kind: dict[str, str] = {}  # per key, the type of its first non-null value
+        self.other_kinds: dict[str, dict[str, str]] = {}  # per key, the records whose value has another type
+        self.layouts: dict[tuple, list[str]] = {}  # a record's keys in order -> the records with them
+        # Reference objects' members besides the id (``{"id": 5, "name": ..., "length": 0.3}``), which the
+        # import does not keep: per key, per target id, the first object's; a record whose object for
+        # that target differs keeps its own under ``inline_records``.
+        self.inline: dict[str, dict[str, dict]] = {}
+        self.inline_records: dict[str, dict[str, dict[str, dict]]] = {}
+
+    def see(self, raw: dict[str, Any], source_id: str) -> None:
+        """Observe one raw record (after JSON:API flattening, before any mapping)."""
+        types = self.types
+        for key, value in raw.items():
+            kind = type(value).__name__
+            seen = types.get(key)
+            if seen is None:
+                types[key] = {kind}
+            elif kind not in seen:
+                seen.add(kind)
+            if kind != "NoneType" and self.first_kind.setdefault(key, kind) != kind:
+                self.other_kinds.setdefault(key, {})[source_id] = kind  # ``1`` here, ``{"id": 1}`` there
+            if kind == "dict":
+                self._members(key, value)
+                self._inline(key, source_id, value)
+            elif kind == "list":
+                for item in value:
+                    if isinstance(item, dict):
+                        self._members(key, item)
+                        self._inline(key, source_id, item)
+                    else:  # a list of ids: their types under the member name "[]"
+                        self.members.setdefault(key, {}).setdefault("[]", set()).add(type(item).__name__)
+        self.layouts.setdefault(tuple(raw), []).append(source_id)
+
+    def _members(self, key: str, value: dict) -> None:
+        members = self.members.setdefault(key, {})
+        for name, item in value.items():
+            members.setdefault(name, set()).add(type(item).__name__)
+
+    def _inline(self, key: str, source_id: str, value: dict) -> None:
+        target = value.get("id")
+        if not isinstance(target, (int, str)) or isinstance(target, bool) or len(value) < 2:
+            return
+        members = {k: (None if k == "id" else v) for k, v in value.items()}  # the id's place kept, not its value
+        first = self.inline.setdefault(key, {}).setdefault(str(target).strip(), members)
+        if first != members:
+            self.inline_records.setdefault(key, {}).setdefault(source_id, {})[str(target).strip()] = members
+
+    def as_json(
+        self, member: str | None, envelope: Any, omitted: dict[str, dict[str, list[str]]], inline: dict[str, Any]
+    ) -> dict[str, Any]:
+        keys = list(self.types)
+        usual = tuple(keys)
+        # Each id once: a repeated identical record is imported (and exported) once.
+        layouts = sorted(
+            [list(layout), list(dict.fromkeys(ids))] for layout, ids in self.layouts.items() if layout != usual
+        )
+        return {
+            "member": member,
+            "envelope": envelope,
+            "keys": keys,
+            "types": {k: sorted(v) for k, v in self.types.items()},
+            "members": {k: {m: sorted(t) for m, t in v.items()} for k, v in self.members.items()},
+            "layouts": layouts,
+            "omitted": omitted,
+            "first_kind": self.first_kind,
+            "other_kinds": self.other_kinds,
+            "inline": inline,
+            "inline_records": self.inline_records,
+        }
+
+
+def envelope_of(document: Any, wrapper_names: set[str], fold) -> Any:
+    """How a model file held its records: ``document`` is the parsed file (None when it was a JSON array
+    read record by record)."""
+    if document is None or isinstance(document, list):
+        return "list" if not isinstance(document, list) or len(document) != 1 else "list1"
+    if isinstance(document, dict) and "data" in document:
+        data = document["data"]
+        sample = data[0] if isinstance(data, list) and data else data
+        if data == [] or (isinstance(sample, dict) and ("attributes" in sample or "type" in sample)):
+            return {"jsonapi": _jsonapi(document, data)}
+    if isinstance(document, dict):
+        wrapped = [k for k, v in document.items() if fold(k) in wrapper_names and isinstance(v, (list, dict))]
+        if len(wrapped) == 1:
+            others = {k: v for k, v in document.items() if k != wrapped[0]}
+            return {"wrap": wrapped[0], "others": others}
+    return "object"
+
+
+def _jsonapi(document: dict, data: Any) -> dict[str, Any]:
+    resources = data if isinstance(data, list) else [data]
+    kind, relationships = None, {}
+    for resource in resources:
+        if not isinstance(resource, dict):
+            continue
+        kind = kind or resource.get("type")
+        found_relationships = resource.get("relationships")
+        if not isinstance(found_relationships, dict):
+            continue  # not JSON:API's shape: the import warns or fails on it, the shape need not
+        for name, body in found_relationships.items():
+            target = body.get("data") if isinstance(body, dict) else None
+            sample = target[0] if isinstance(target, list) and target else target
+            found = sample.get("type") if isinstance(sample, dict) else None
+            if relationships.get(name) is None:
+                relationships[name] = found
+    others = {k: v for k, v in document.items() if k not in ("data", "included")}
+    return {"type": kind, "relationships": relationships, "single": isinstance(data, dict), "others": others}
+
+
+def omitted_links(records: dict[str, list], spec, ref, links: dict[str, list[tuple[str, str]]]) -> dict[str, list[str]]:
+    """For one list reference of ``spec`` (a session's ``speakers``, a speaker's or track's ``sessions``):
+    per record, the targets the database will link it to that the record itself did not list."""
+    implied: dict[str, set[str]] = {}
+    if ref.inverse:
+        for target in records.get(ref.target, []):
+            owner = target.refs.get(ref.inverse)
+            if owner is not None:
+                implied.setdefault(owner, set()).add(target.source_id)
+    elif ref.link is not None:
+        for owner, member in links.get(ref.link.table, []):
+            own, other = (owner, member) if spec.name == ref.link.owner else (member, owner)
+            implied.setdefault(own, set()).add(other)
+    out: dict[str, list[str]] = {}
+    for record in records.get(spec.name, []):
+        missing = implied.get(record.source_id, set()) - set(record.refs.get(ref.field) or [])
+        if missing:
+            out[record.source_id] = sorted(missing)
+    return out
+
+
+def describe(archive: Any, normalisers: list, out: Any, fold, meta: Any = None) -> dict[str, Any]:
+    """The archive's shape document (module docstring), from the normalisers that read its files, the
+    archive (file names, whole documents kept), and the normalised records (links, for ``omitted``)."""
+    files: dict[str, Any] = {}
+    for normaliser in normalisers:
+        spec, file = normaliser.spec, normaliser.file
+        if file.endswith(":included"):
+            continue  # JSON:API included resources: written back as the model's own file
+        if ":" in file:
+            member, envelope = None, {"embedded": file.split(":", 1)[1]}
+        else:
+            names = {fold(n) for n in (spec.name, spec.table, *spec.files)}
+            member, envelope = archive.members.get(file, file), envelope_of(archive.document(file), names, fold)
+        omitted = {}
+        for ref in spec.refs:
+            if ref.many:
+                keys = [k for k, (name, _) in normaliser.names.items() if name == ref.field]
+                lists = any("list" in normaliser.shape.types.get(k, ()) for k in keys)
+                found = omitted_links(out.records, spec, ref, out.links) if lists else {}
+                if found:
+                    omitted[ref.field] = found
+        inline = _unreproducible(normaliser, spec, out, fold)
+        files[spec.name] = normaliser.shape.as_json(member, envelope, omitted, inline)
+        # Records the file did not have (a session type given only inline in sessions): not written back.
+        seen = {source_id for ids in normaliser.shape.layouts.values() for source_id in ids}
+        files[spec.name]["not_in_file"] = sorted(
+            r.source_id for r in out.records.get(spec.name, []) if r.source_id not in seen
+        )
+    return {"version": VERSION, "files": files, "meta": meta, "meta_member": archive.members.get("meta")}
+
+
+def _unreproducible(normaliser: Any, spec: Any, out: Any, fold) -> dict[str, dict[str, dict]]:
+    """The reference objects whose members the target record does not give back (an inline ``length`` of
+    ``0.3`` where the session type says ``"00:30"``, a speaker's name written differently): kept."""
+    from event_pipeline.model.catalog import BY_NAME  # the catalog imports nothing from here
+
+    refs = {r.field: r for r in spec.refs}
+    kept: dict[str, dict[str, dict]] = {}
+    for key, by_target in normaliser.shape.inline.items():
+        ref = refs.get(normaliser.names.get(key, (None,))[0])
+        if ref is None:
+            continue
+        target_spec = BY_NAME[ref.target]
+        records = {r.source_id: r for r in out.records.get(ref.target, [])}
+        for target_id, members in by_target.items():
+            record = records.get(target_id)
+            if record is None or not all(
+                member == "id" or _same(value, record, target_spec, member, fold) for member, value in members.items()
+            ):
+                kept.setdefault(key, {})[target_id] = members
+    return kept
+
+
+def _same(value: Any, record: Any, spec: Any, member: str, fold) -> bool:
+    """Whether the export, writing ``member`` from the target record, gives ``value`` back."""
+    name = spec.aliases.get(fold(member), fold(member))
+    if name not in record.values:
+        return record.extra.get(member, None) == value and member in record.extra
+    column = record.values[name]
+    if type(column) is type(value) and column == value:
+        return True
+    if isinstance(column, str) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            parsed = json.loads(column)
+        except ValueError:
+            return False
+        return type(parsed) is type(value) and parsed == value
+    return False
