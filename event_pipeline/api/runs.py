@@ -18,8 +18,10 @@ from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
 from event_pipeline.api import config
 from event_pipeline.api.errors import ApiError
+from event_pipeline.assets.archive import import_run_config
 from event_pipeline.assets.common import ARCHIVES, KEY_TAG
-from event_pipeline.sensors.common import IMPORT_JOB, SOURCE_TAG, USER_TAG, run_config
+from event_pipeline.problems import first_line
+from event_pipeline.sensors.common import IMPORT_JOB, SOURCE_TAG, USER_TAG
 
 PARTITION_TAG = "dagster/partition"
 UNFINISHED = [
@@ -51,9 +53,10 @@ def submit(instance: dg.DagsterInstance, key: str, path: str, user: str) -> str:
         instance.add_dynamic_partitions(ARCHIVES.name, [key])
     tags = {KEY_TAG: key, PARTITION_TAG: key, SOURCE_TAG: "api", USER_TAG: user}
     try:
-        return graphql_client().submit_job_execution(IMPORT_JOB, run_config=run_config(path), tags=tags)
+        run_config = import_run_config(path).to_config_dict()  # the same typed config as every other import
+        return graphql_client().submit_job_execution(IMPORT_JOB, run_config=run_config, tags=tags)
     except DagsterGraphQLClientError as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        detail = first_line(exc) or type(exc).__name__
         raise ApiError(503, f"the Dagster webserver did not take the import: {detail}") from None
     except Exception as exc:  # connection refused, timeout: the webserver is not reachable
         raise ApiError(503, f"the Dagster webserver is not reachable at {config.dagster_url()}: {exc}") from None
