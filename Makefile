@@ -29,6 +29,7 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 ## The Dagster UI (webserver and daemon) on this project's workspace.
 dev: install

@@ -37,7 +37,7 @@ from sqlalchemy.engine import Engine
 from event_pipeline import settings
 from event_pipeline.assets import materializations
 from event_pipeline.assets.archive import resolve_path
-from event_pipeline.assets.common import ARCHIVES, reported
+from event_pipeline.assets.common import ARCHIVES_NAME, reported
 from event_pipeline.importer import import_archive
 from event_pipeline.intake import keys, roots, s3
 from event_pipeline.intake.drop import ignore_reason
@@ -154,7 +154,7 @@ def known_keys(instance: dg.DagsterInstance, engine: Engine) -> list[str]:
     """Every archive key this installation knows: the partitions and the keys in ``import_jobs``."""
     with engine.connect() as conn:
         in_jobs = set(conn.execute(import_jobs.select().with_only_columns(import_jobs.c.key).distinct()).scalars())
-    return sorted(set(instance.get_dynamic_partitions(ARCHIVES.name)) | in_jobs)
+    return sorted(set(instance.get_dynamic_partitions(ARCHIVES_NAME)) | in_jobs)
 
 
 def bulk_items(
@@ -252,9 +252,9 @@ def find_archives(context: dg.OpExecutionContext, config: BulkConfig, database: 
         raise dg.Failure(description=str(exc), allow_retries=False) from None
     for where, reason in skipped:
         context.log.warning(f"not importing {where}: {reason}")
-    new_keys = sorted({i["key"] for i in items} - set(context.instance.get_dynamic_partitions(ARCHIVES.name)))
+    new_keys = sorted({i["key"] for i in items} - set(context.instance.get_dynamic_partitions(ARCHIVES_NAME)))
     if new_keys:  # every imported key gets its partition, so the UI shows it and the next bulk run knows it
-        context.instance.add_dynamic_partitions(ARCHIVES.name, new_keys)
+        context.instance.add_dynamic_partitions(ARCHIVES_NAME, new_keys)
     context.log.info(f"{len(items)} archives to import into {database.describe()}")
     for item in items:
         yield dg.DynamicOutput(

@@ -114,7 +114,8 @@ class ProblemList(list):
 
     def __add__(self, other: Iterable[Problem]) -> ProblemList:  # type: ignore[override]
         joined = ProblemList([*self, *other], keep=None)
-        joined.omitted = self.omitted + getattr(other, "omitted", Counter())
+        omitted: Counter[str] = Counter(getattr(other, "omitted", {}))
+        joined.omitted = self.omitted + omitted
         return joined
 
 

@@ -19,7 +19,7 @@ from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 from event_pipeline.api import config
 from event_pipeline.api.errors import ApiError
 from event_pipeline.assets.archive import import_run_config
-from event_pipeline.assets.common import ARCHIVES, KEY_TAG
+from event_pipeline.assets.common import ARCHIVES_NAME, KEY_TAG
 from event_pipeline.problems import first_line
 from event_pipeline.sensors.common import IMPORT_JOB, SOURCE_TAG, USER_TAG
 
@@ -49,8 +49,8 @@ def graphql_client() -> DagsterGraphQLClient:
 def submit(instance: dg.DagsterInstance, key: str, path: str, user: str) -> str:
     """Queue an import of ``path`` as ``key`` for ``user``; the run id. Raises :class:`ApiError` 503 when
     the webserver cannot take it (not up yet, or it refused the run)."""
-    if not instance.has_dynamic_partition(ARCHIVES.name, key):
-        instance.add_dynamic_partitions(ARCHIVES.name, [key])
+    if not instance.has_dynamic_partition(ARCHIVES_NAME, key):
+        instance.add_dynamic_partitions(ARCHIVES_NAME, [key])
     tags = {KEY_TAG: key, PARTITION_TAG: key, SOURCE_TAG: "api", USER_TAG: user}
     try:
         run_config = import_run_config(path).to_config_dict()  # the same typed config as every other import

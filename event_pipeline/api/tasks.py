@@ -116,7 +116,8 @@ def _ended(instance: dg.DagsterInstance, run: dg.DagsterRun) -> dict[str, Any]:
 
 def _forced(run: dg.DagsterRun) -> bool:
     try:
-        return bool(run.run_config["ops"]["archive"]["config"].get("force"))
+        config: Any = run.run_config
+        return bool(config["ops"]["archive"]["config"].get("force"))
     except (KeyError, TypeError, AttributeError):
         return False
 

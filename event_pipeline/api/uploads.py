@@ -19,6 +19,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
@@ -59,9 +60,9 @@ class Upload:
 class _Parts:
     """What the parser's callbacks saw, acted on between chunks (callbacks cannot await)."""
 
-    out: object
+    out: IO[bytes]
     limit: int
-    digest: object = field(default_factory=hashlib.sha256)
+    digest: Any = field(default_factory=hashlib.sha256)  # a hashlib sha256 object
     size: int = 0
     parts: int = 0
     filename: str | None = None
@@ -152,7 +153,7 @@ async def receive(request: Request, store: Path, limit: int) -> Upload:
     try:
         with os.fdopen(handle, "wb") as out:
             parts = _Parts(out, limit)
-            parser = MultipartParser(boundary, parts.callbacks())
+            parser = MultipartParser(boundary, parts.callbacks())  # type: ignore[arg-type]  # a dict of callbacks, as documented
             received = 0
             async for chunk in request.stream():
                 received += len(chunk)

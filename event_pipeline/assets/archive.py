@@ -45,10 +45,10 @@ def resolve_path(configured: str, key: str, last_known: str | None) -> str:
         return s3.source_for(configured)
     if last_known:
         return s3.source_for(last_known)
-    configured = settings.current()
-    if configured.drop_url:
-        return f"{configured.drop_url.rstrip('/')}/{key}.zip"
-    return str(configured.drop_dir / f"{key}.zip")
+    current = settings.current()
+    if current.drop_url:
+        return f"{current.drop_url.rstrip('/')}/{key}.zip"
+    return str(current.drop_dir / f"{key}.zip")
 
 
 def fail_interrupted_runs(instance: dg.DagsterInstance, engine: Engine, key: str, current_run_id: str) -> None:
@@ -101,7 +101,7 @@ def archive(context: dg.AssetExecutionContext, config: ArchiveConfig, database: 
             "unchanged": validated.unchanged,
             "event_id": validated.target.event_id,
             "warnings": len(validated.warnings),
-            "warnings_by_file": dg.MetadataValue.json(dict(kinds)),
+            "warnings_by_file": dg.MetadataValue.json({str(file): n for file, n in kinds.items()}),
         }
     )
     return validated

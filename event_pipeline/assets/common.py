@@ -24,7 +24,8 @@ PARTITION_TAG = "dagster/partition"
 
 # One partition per archive key (the file name without .zip), so every
 # archive has its own history in the UI.
-ARCHIVES = dg.DynamicPartitionsDefinition(name="archives")
+ARCHIVES_NAME = "archives"
+ARCHIVES = dg.DynamicPartitionsDefinition(name=ARCHIVES_NAME)
 
 
 def record_failure(engine: Engine, key: str, run_id: str, exc: BaseException) -> None:

@@ -63,13 +63,13 @@ def run_import(path: str, key: str | None, force: bool, database_url: str | None
     archive, key, refused = checked(path, key, url)
     if refused:
         return failure(refused, key)
+    assert key is not None  # a key that breaks the rule is refused
     home = settings.dagster_home()
     os.environ["DAGSTER_HOME"] = str(home)  # the instance of this run, for Dagster and whatever it starts
 
     import dagster as dg
 
-    from event_pipeline.assets import ARCHIVES
-    from event_pipeline.assets.common import HOST_TAG, KEY_TAG, PID_TAG
+    from event_pipeline.assets.common import ARCHIVES_NAME, HOST_TAG, KEY_TAG, PID_TAG
     from event_pipeline.definitions import IMPORT_JOB_NAME, defs, import_run_config
     from event_pipeline.intake import roots
     from event_pipeline.resources.database import run_scoped
@@ -80,8 +80,8 @@ def run_import(path: str, key: str | None, force: bool, database_url: str | None
         instance = dg.DagsterInstance.get()
         instance.get_runs(limit=1)
         instance.all_instigator_state()
-        if not instance.has_dynamic_partition(ARCHIVES.name, key):
-            instance.add_dynamic_partitions(ARCHIVES.name, [key])
+        if not instance.has_dynamic_partition(ARCHIVES_NAME, key):
+            instance.add_dynamic_partitions(ARCHIVES_NAME, [key])
     run_id = str(uuid.uuid4())  # known before the run starts, to find its row however it ends
     outcome = None
     stopped: BaseException | None = None

@@ -54,6 +54,7 @@ def validation(path: str, key: str | None, database_url: str | None) -> dict[str
     if refused:
         state = "FAILURE" if any(p.field == "database_url" for p in refused) else "INVALID"
         return {**result.failure(refused, key=key), "state": state}
+    assert key is not None  # a key that breaks the rule is refused
     engine = _validation_engine(url)
     try:
         validated = importer.validate_archive(engine, archive, key, force=True, reserve=False)
@@ -66,9 +67,15 @@ def validation(path: str, key: str | None, database_url: str | None) -> dict[str
     return {
         "state": "VALID",
         "key": key,
-        "event_name": validated.normalised.event.values.get("name"),
+        "event_name": _event_name(validated),
         "counts": counts,
         "diff": diff,
         **result.listed(warnings=validated.warnings),
         "unmapped": validated.unmapped,
     }
+
+
+def _event_name(validated: Any) -> str | None:
+    """The archive's event name (a valid archive has its event record)."""
+    event = validated.normalised.event if validated.normalised is not None else None
+    return event.values.get("name") if event is not None else None

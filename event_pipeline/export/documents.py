@@ -10,7 +10,7 @@ keeps the archive's key order (the import keeps ``extra`` in that order).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import IO, Any
 
 
@@ -25,7 +25,7 @@ def _resource(record: dict[str, Any], jsonapi: dict[str, Any]) -> dict[str, Any]
     attributes = {k: v for k, v in record.items() if k not in relationships and k not in ("id", "links", "meta")}
     resource["attributes"] = attributes
     if relationships:
-        rels = {}
+        rels: dict[str, Any] = {}
         for name, kind in relationships.items():
             if name not in record:
                 continue
@@ -51,7 +51,7 @@ def write_document(sink: IO[bytes], envelope: Any, records: Iterable[dict[str, A
             count += 1
         return count
     before, after = b"[\n", b"\n]\n"
-    convert = None
+    convert: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     if isinstance(envelope, dict) and "wrap" in envelope:
         others = envelope.get("others") or {}
         before = b"{" + encode(envelope["wrap"], False) + b": [\n"
@@ -65,14 +65,16 @@ def write_document(sink: IO[bytes], envelope: Any, records: Iterable[dict[str, A
             (b'{"data": ', tail + b"}\n") if jsonapi.get("single") else (b'{"data": [\n', b"\n]" + tail + b"}\n")
         )
 
-        def convert(record: dict[str, Any]) -> dict[str, Any]:
+        def as_resource(record: dict[str, Any]) -> dict[str, Any]:
             return _resource(record, jsonapi)
+
+        convert = as_resource
 
     sink.write(before)
     for record in records:
         if count:
             sink.write(b",\n")
-        sink.write(encode(convert(record) if convert else record, sort_keys))
+        sink.write(encode(convert(record) if convert is not None else record, sort_keys))
         count += 1
     sink.write(after)
     return count

@@ -101,7 +101,7 @@ class SourceFile:
         members = self.members.get(key, {})
         targets = ctx.targets.get(ref.target, {})
         if not ref.many:
-            target = targets.get(row[ref.column])
+            target = targets.get(row[ref.fk_column])
             if target is None:
                 if "NoneType" in self.types.get(key, []) or "dict" not in types:
                     return None

@@ -52,7 +52,7 @@ def _with_links(conn: Connection, spec: ModelSpec, event_id: int) -> Iterator[tu
         found: dict[str, dict[int, list[int]]] = {}
         for ref in (r for r in spec.refs if r.many):
             if ref.inverse:
-                column = next(r.column for r in BY_NAME[ref.target].refs if r.field == ref.inverse)
+                column = next(r.fk_column for r in BY_NAME[ref.target].refs if r.field == ref.inverse)
                 found[ref.field] = db.pointing(conn, ref.target, column, ids)
             else:
                 assert ref.link is not None  # a list reference is an inverse or one side of a link

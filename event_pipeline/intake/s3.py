@@ -38,7 +38,7 @@ class S3Object:
 
 
 def is_s3(path: str | None) -> bool:
-    return bool(path) and path.startswith(SCHEME)
+    return path is not None and path.startswith(SCHEME)
 
 
 def split(url: str) -> tuple[str, str]:

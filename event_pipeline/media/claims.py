@@ -137,7 +137,7 @@ def sweep(engine: Engine, storage: Storage, import_key: str, run_id: str, refere
         live_keys = {k for live, keys in runs.values() if live for k in keys}
         candidates = {k for r in dead for k in runs[r][1]} - live_keys
         keep: set[str] = set()
-        for namespace, event_id in {key_event(k) for k in candidates if key_event(k)}:
+        for namespace, event_id in {event for k in candidates if (event := key_event(k)) is not None}:
             keep |= referenced(conn, namespace, event_id)
         storage.remove_partial(sorted(candidates))
         removed = storage.delete(sorted(candidates - keep))

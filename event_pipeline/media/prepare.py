@@ -112,11 +112,11 @@ def prepare(
     kill_point("media-stored")  # tests: kill -9 between the uploads and the commit
     # Keep only the rows with something to write; note those whose stored media changed.
     for name, rows in plan.rows.items():
-        current = current_by_model[name]
+        stored = current_by_model[name]
         changed = set()
         for row_id, row in rows.items():
-            if row_id in current:
-                values, paths = current[row_id]
+            if row_id in stored:
+                values, paths = stored[row_id]
                 desired = row.full_extra().get(ARCHIVE_PATHS) or {}
                 if values != row.values or (paths or {}) != desired:
                     changed.add(row_id)

@@ -76,5 +76,5 @@ def new_spool() -> tempfile.SpooledTemporaryFile:
 def digest(spool: IO[bytes]) -> tuple[str, int]:
     """(sha256 hex, size in bytes) of the spool's content; leaves the position at its end."""
     spool.seek(0)
-    found = hashlib.file_digest(spool, "sha256")
+    found = hashlib.file_digest(spool, "sha256")  # type: ignore[arg-type]  # IO[bytes] reads as the protocol asks
     return found.hexdigest(), spool.seek(0, os.SEEK_END)  # the size, however file_digest read it

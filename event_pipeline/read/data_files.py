@@ -29,10 +29,10 @@ from event_pipeline.read.json_text import (
     INVALID,
     ODD_ESCAPE,
     STREAMED,
-    WHITESPACE,
     array_spans,
     brackets,
     measure,
+    skip_whitespace,
 )
 from event_pipeline.read.limits import Limits
 from event_pipeline.read.private_copy import ZIP_ERRORS, close_copy
@@ -98,7 +98,7 @@ class Archive:
         if text is None:
             self._parsed[name] = INVALID
             return None
-        start = WHITESPACE.match(text).end()
+        start = skip_whitespace(text)
         if not text.startswith("[", start):
             self._parsed[name] = self._loads(name, text)
             return self._parsed[name]

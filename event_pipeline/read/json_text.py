@@ -24,6 +24,15 @@ INVALID = object()  # unreadable or not JSON: the problem is recorded
 STREAMED = object()  # read once, as a stream: not kept
 DROPPED = object()  # a record removed by screening: the problem is recorded
 WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+def skip_whitespace(text: str, pos: int = 0) -> int:
+    """The index of the first character at or after ``pos`` that is no JSON whitespace."""
+    match = WHITESPACE.match(text, pos)
+    assert match is not None  # the pattern matches the empty string
+    return match.end()
+
+
 _DECODER = json.JSONDecoder()
 ODD_ESCAPE = re.compile(rb"\\u(?:0000|[dD])")  # \u0000, or \uDxxx: possibly a lone surrogate
 
@@ -56,7 +65,7 @@ def array_spans(
 ) -> Iterator[tuple[Any, int, int]]:
     """The elements of the JSON array at ``text[start]``, one at a time, each with where its text begins
     and ends, with the errors (and positions) ``json.loads`` would report."""
-    index = WHITESPACE.match(text, start + 1).end()
+    index = skip_whitespace(text, start + 1)
     if text.startswith("]", index):
         index += 1
     else:
@@ -64,15 +73,15 @@ def array_spans(
             begin = index
             value, index = decode(text, index)
             yield value, begin, index
-            index = WHITESPACE.match(text, index).end()
+            index = skip_whitespace(text, index)
             if text.startswith(",", index):
-                index = WHITESPACE.match(text, index + 1).end()
+                index = skip_whitespace(text, index + 1)
             elif text.startswith("]", index):
                 index += 1
                 break
             else:
                 raise json.JSONDecodeError("Expecting ',' delimiter", text, index)
-    end = WHITESPACE.match(text, index).end()
+    end = skip_whitespace(text, index)
     if end != len(text):
         raise json.JSONDecodeError("Extra data", text, end)
 

@@ -141,7 +141,8 @@ def envelope_of(document: Any, wrapper_names: set[str], fold) -> Any:
 
 def _jsonapi(document: dict, data: Any) -> dict[str, Any]:
     resources = data if isinstance(data, list) else [data]
-    kind, relationships = None, {}
+    kind: Any = None
+    relationships: dict[str, Any] = {}
     for resource in resources:
         if not isinstance(resource, dict):
             continue

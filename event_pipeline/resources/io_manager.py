@@ -78,4 +78,6 @@ class RunCachedFilesystemIOManager(dg.ConfigurableIOManagerFactory):
     base_dir: str | None = None
 
     def create_io_manager(self, context: dg.InitResourceContext) -> _RunCachedIOManager:
-        return _RunCachedIOManager(self.base_dir or context.instance.storage_directory())
+        instance = context.instance
+        assert instance is not None  # a run's resources always have their instance
+        return _RunCachedIOManager(self.base_dir or instance.storage_directory())

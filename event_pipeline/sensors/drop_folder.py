@@ -3,7 +3,7 @@
 import dagster as dg
 
 from event_pipeline.assets.archive import import_run_config
-from event_pipeline.assets.common import ARCHIVES, KEY_TAG
+from event_pipeline.assets.common import ARCHIVES, ARCHIVES_NAME, KEY_TAG
 from event_pipeline.assets.job import import_job
 from event_pipeline.intake import drop
 from event_pipeline.sensors.common import MARKER_TAG, SOURCE_TAG, interval_seconds
@@ -19,7 +19,7 @@ def requests_for(context: dg.SensorEvaluationContext, scan: drop.Scan) -> dg.Sen
             skip_reason=f"nothing new ({len(scan.waiting)} waiting to be stable)" if scan.waiting else "nothing new",
             cursor=scan.cursor.dump(),
         )
-    known = set(context.instance.get_dynamic_partitions(ARCHIVES.name))
+    known = set(context.instance.get_dynamic_partitions(ARCHIVES_NAME))
     new_keys = sorted({r.key for r in scan.requests} - known)
     runs = []
     for request in scan.requests:

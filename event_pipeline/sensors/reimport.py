@@ -10,7 +10,7 @@ import dagster as dg
 
 from event_pipeline import settings
 from event_pipeline.assets.archive import import_run_config
-from event_pipeline.assets.common import ARCHIVES, KEY_TAG
+from event_pipeline.assets.common import ARCHIVES_NAME, KEY_TAG
 from event_pipeline.assets.job import import_job
 from event_pipeline.intake import keys, roots, s3
 from event_pipeline.publish.import_log import last_archive_paths
@@ -38,8 +38,8 @@ def reimport_plan(paths: dict[str, str], known: list[str]) -> tuple[dict[str, st
     description="Re-imports every known archive from its last source (EVENT_PIPELINE_REIMPORT_CRON, default nightly).",
 )
 def reimport_schedule(context: dg.ScheduleEvaluationContext, database: DatabaseResource):
-    known = context.instance.get_dynamic_partitions(ARCHIVES.name)
-    todo, skipped = reimport_plan(last_archive_paths(database.engine()), known)
+    known = context.instance.get_dynamic_partitions(ARCHIVES_NAME)
+    todo, skipped = reimport_plan(last_archive_paths(database.engine()), list(known))
     for key in skipped:
         context.log.info(f"not re-importing {key}: its archive is gone, outside the archive roots or never imported")
     if not todo:

@@ -49,7 +49,7 @@ def _bookkeeping() -> list[sa.Column]:
     ]
 
 
-def _model_table(table: str, refs: tuple[tuple[str, str], ...], *record: sa.Column) -> list[sa.SchemaItem]:
+def _model_table(table: str, refs: tuple[tuple[str, str], ...], *record: sa.Column) -> list[sa.schema.SchemaItem]:
     """A child model table: id, ``event_id``, its references (column, target table), its record
     columns, the bookkeeping columns, and the key unique per event."""
     return [
@@ -69,7 +69,7 @@ def _model_table(table: str, refs: tuple[tuple[str, str], ...], *record: sa.Colu
     ]
 
 
-def _tables() -> list[tuple[str, Callable[[], list[sa.SchemaItem]]]]:
+def _tables() -> list[tuple[str, Callable[[], list[sa.schema.SchemaItem]]]]:
     """(table, its columns and constraints), in creation order; fresh objects on every call."""
     text, integer, boolean, json = sa.Text(), sa.Integer(), sa.Boolean(), sa.JSON()
     return [
@@ -255,7 +255,7 @@ def upgrade() -> None:
         )
 
 
-def _adopt(bind: sa.Connection, inspector: sa.Inspector, table: str, items: list[sa.SchemaItem]) -> None:
+def _adopt(bind: sa.Connection, inspector: sa.Inspector, table: str, items: list[sa.schema.SchemaItem]) -> None:
     """Bring ``table`` of a database made before Alembic to this revision: add the nullable columns it
     lacks; on PostgreSQL, TEXT ids become VARCHAR after checking that every stored id fits.
 
@@ -273,14 +273,15 @@ def _adopt(bind: sa.Connection, inspector: sa.Inspector, table: str, items: list
                 )
             op.add_column(table, column)
         elif bind.dialect.name == "postgresql" and _is_bounded(column.type) and _is_text(found["type"]):
+            limit = getattr(column.type, "length", None)  # a bounded type is a String(n)
             too_long = bind.execute(
                 sa.text(f'SELECT count(*) FROM "{table}" WHERE length("{column.name}") > :n'),
-                {"n": column.type.length},
+                {"n": limit},
             ).scalar()
             if too_long:
                 raise RuntimeError(
                     f"cannot upgrade the schema: {table}.{column.name}: {too_long} row(s) longer than"
-                    f" {column.type.length} characters, the limit since Alembic's baseline; shorten or delete them,"
+                    f" {limit} characters, the limit since Alembic's baseline; shorten or delete them,"
                     " then upgrade again"
                 )
             op.alter_column(table, column.name, type_=column.type, existing_nullable=column.nullable)
