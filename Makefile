@@ -18,9 +18,11 @@ install: $(STAMP)
 run: install
 	$(BIN)/event-pipeline import
 
-## The whole test suite, on SQLite and the local PostgreSQL, plus ruff.
+## The whole test suite, on SQLite and the local PostgreSQL, plus ruff and mypy: the tests on 3 workers, then
+## the many-archive daemon and Celery runs alone.
 test: install lint
-	$(BIN)/pytest -n 3 --dist loadfile
+	$(BIN)/pytest -n 3 --dist loadfile -m "not load and not celery"
+	$(BIN)/pytest -m "load or celery"  # the timing-bound end-to-end runs, alone on the machine
 
 ## The fast tier: pure functions (tests/unit), no database, no process started; seconds.
 test-fast: install
