@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import dagster as dg
 from sqlalchemy.engine import Engine
 
+from event_pipeline.assets.selection import missing_import_assets
 from event_pipeline.intake import keys
 from event_pipeline.problems import ImportFailed, Problem
 from event_pipeline.publish import import_log, result
@@ -49,7 +50,9 @@ def record_failure(engine: Engine, key: str, run_id: str, exc: BaseException) ->
 def record_import_failure(context: dg.HookContext) -> None:
     """A failed step of the import job closes its run's ``import_jobs`` row as FAILURE (:func:`record_failure`).
 
-    Left alone: a row already SUCCESS (the import committed; what failed after it
+    Attached to every import asset (not to a job), so the UI's implicit asset job records
+    failures as ``import_archive`` does. Left alone: a partial selection (refused, see
+    :mod:`event_pipeline.assets.selection`), a row already SUCCESS (the import committed; what failed after it
     changes nothing), a run whose key breaks the key rule (refused before any row
     is made), and an interrupted step (SIGINT/SIGTERM, not an ``Exception``): the
     CLI or the sweeper closes that row naming the signal.
@@ -59,7 +62,7 @@ def record_import_failure(context: dg.HookContext) -> None:
         return
     run = context.instance.get_run_by_id(context.run_id)
     key = run.tags.get(PARTITION_TAG) if run else None
-    if not key or keys.key_error(key):
+    if not key or keys.key_error(key) or missing_import_assets(run):  # a refused partial selection records nothing
         return
     engine = context.resources.database.engine()
     try:

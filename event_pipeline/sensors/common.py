@@ -12,5 +12,5 @@ MARKER_TAG = "event_pipeline/marker"  # the sha256 or ETag the sensor saw
 
 
 def interval_seconds() -> int:
-    """``EVENT_PIPELINE_SENSOR_INTERVAL`` (default 15 s): how often the sensors tick, read at load time."""
+    """``EVENT_PIPELINE_SENSOR_INTERVAL`` (default 5 s): how often the sensors tick, read at load time."""
     return max(1, settings.current().sensor_interval)
