@@ -73,7 +73,13 @@ query($id: ID!) {
   runOrError(runId: $id) {
     ... on Run {
       status
-      eventConnection(afterCursor: null, limit: 5000) { events { __typename ... on MessageEvent { message } } }
+      eventConnection(afterCursor: null, limit: 5000) {
+        events {
+          __typename
+          ... on MessageEvent { message }
+          ... on ExecutionStepFailureEvent { error { message } }
+        }
+      }
     }
   }
 }
@@ -180,6 +186,11 @@ def stack(request, tmp_path_factory) -> Iterator[Stack]:
     for folder in ("home", "drop", "archives"):
         (root / folder).mkdir()
     shutil.copy(REPO / "dagster.yaml", root / "home" / "dagster.yaml")
+    # The SQLite instance storage is created here, once: the webserver and the daemon starting
+    # together would both try (two Alembic heads).
+    with dg.DagsterInstance.from_config(str(root / "home")) as instance:
+        instance.get_runs(limit=1)
+        instance.all_instigator_state()
     port = free_port()
     with events_database(request.param, root) as url, smtp_server() as (mailbox, smtp_port):
         env = {k: v for k, v in os.environ.items() if not k.startswith(("EVENT_PIPELINE_", "AWS_"))}
@@ -243,8 +254,8 @@ def test_one_model_alone_is_refused_and_records_nothing(stack):
     run_id = stack.launch("ui-part", ["sessions"])
     run = stack.finished(run_id)
     assert run["status"] == "FAILURE"
-    messages = " ".join(e.get("message") or "" for e in run["eventConnection"]["events"])
-    assert "sessions cannot be materialized without the rest of the import" in messages
+    errors = " ".join((e.get("error") or {}).get("message", "") for e in run["eventConnection"]["events"])
+    assert "sessions cannot be materialized without the rest of the import" in errors
     assert stack.materialized(run_id) == []
     assert scalar(stack.url, "select count(*) from import_jobs where run_id = :r", r=run_id) == 0
     assert scalar(stack.url, "select count(*) from events where import_key = 'ui-part'") == 0

@@ -23,7 +23,7 @@ def missing_import_assets(run: dg.DagsterRun) -> list[str]:
     the CLI). A re-execution (it has a parent run) reuses the parent's outputs for
     the steps it skips, so it counts as whole.
     """
-    if run.asset_selection is None or run.parent_run_id:
+    if not run.asset_selection or run.parent_run_id:  # None, or empty (execute_in_process of a job)
         return []
     return sorted(key.to_user_string() for key in IMPORT_ASSET_KEYS - set(run.asset_selection))
 
