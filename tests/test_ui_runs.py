@@ -13,6 +13,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,8 +86,8 @@ query($id: ID!) {
 }
 """
 DRY_RUN = """
-mutation($selector: ScheduleSelector!) {
-  scheduleDryRun(selectorData: $selector) {
+mutation($selector: ScheduleSelector!, $timestamp: Float!) {
+  scheduleDryRun(selectorData: $selector, timestamp: $timestamp) {
     __typename
     ... on DryRunInstigationTick {
       evaluationResult { runRequests { runKey tags { key value } } skipReason error { message } }
@@ -320,7 +321,7 @@ def test_schedule_skips_an_archive_that_already_failed_until_its_bytes_change(st
     selector = {**stack.selector, "scheduleName": "reimport_schedule"}
 
     def planned() -> set[str]:
-        tick = graphql(stack.port, DRY_RUN, {"selector": selector})["scheduleDryRun"]
+        tick = graphql(stack.port, DRY_RUN, {"selector": selector, "timestamp": time.time()})["scheduleDryRun"]
         assert tick["__typename"] == "DryRunInstigationTick", tick
         result = tick["evaluationResult"]
         assert result["error"] is None, result["error"]

@@ -35,18 +35,24 @@ def is_import_run(run: dg.DagsterRun, job_name: str) -> bool:
     return run.asset_selection is not None and set(run.asset_selection) >= IMPORT_ASSET_KEYS
 
 
-def require_whole_import(context: dg.AssetExecutionContext) -> None:
+def require_whole_import(context: dg.AssetExecutionContext | dg.InputContext) -> None:
     """Refuse a run that selects only part of the import (before anything is read or recorded).
 
-    Raises ``dg.Failure`` naming what is missing: the models are planned from the
-    validated archive and written together by ``import_result``, one transaction,
-    so a model asset alone has nothing true to record.
+    Called by each import asset and, first of all, by the IO manager when it loads an
+    input (a model selected alone fails there, before its body runs). Raises
+    ``dg.Failure`` naming what is missing: the models are planned from the validated
+    archive and written together by ``import_result``, one transaction, so a model
+    asset alone has nothing true to record.
     """
-    missing = missing_import_assets(context.run)
+    if isinstance(context, dg.InputContext):
+        run, asset = context.step_context.dagster_run, context.step_context.step.key
+    else:
+        run, asset = context.run, context.asset_key.to_user_string()
+    missing = missing_import_assets(run)
     if missing:
         raise dg.Failure(
             description=(
-                f"{context.asset_key.to_user_string()} cannot be materialized without the rest of the import "
+                f"{asset} cannot be materialized without the rest of the import "
                 f"(missing: {', '.join(missing)}): materialize the whole event_import group for this partition "
                 "(or launch the import_archive job)"
             ),
