@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -424,3 +425,31 @@ def test_a_run_failed_from_outside_after_its_worker_died_reads_interrupted(insta
     outside = "This run has been marked as failed from outside the execution context."
     run_status.on_failure(engine, run, outside, run_status.notify.log)
     assert import_log.get_job(engine, run.run_id)["error"] == import_log.INTERRUPTED
+
+
+def test_a_bulk_run_mails_each_of_its_imports_once(db_url, monkeypatch):
+    """One bulk run holds many imports (rows ``<run id>/<index>``): the run-status sensor mails each,
+    closing one the run left RUNNING as FAILURE first."""
+    from event_pipeline.bulk import BULK_JOB_NAME
+    from event_pipeline.model.migrate import upgrade_schema
+    from event_pipeline.sensors.run_status import on_success
+
+    engine = get_engine(db_url)
+    upgrade_schema(engine)
+    import_log.open_job(engine, key="a", run_id="bulk-1/0", path="/x/a.zip", sha256=None)
+    with engine.begin() as conn:
+        result = {"event_name": "A Conf", "id": 1, "url": "http://localhost:8080/events/a"}
+        diff = {"created": 3, "updated": 0, "deleted": 0, "unchanged": 0}
+        import_log.close_job(conn, key="a", run_id="bulk-1/0", state="SUCCESS", result=result, diff=diff)
+    import_log.open_job(engine, key="b", run_id="bulk-1/1", path="/x/b.zip", sha256=None)  # left RUNNING
+    import_log.open_job(engine, key="c", run_id="other-run/0", path="/x/c.zip", sha256=None)  # another run
+    with smtp_server() as (mailbox, port):
+        monkeypatch.setenv("EVENT_PIPELINE_SMTP_URL", f"smtp://127.0.0.1:{port}")
+        monkeypatch.setenv("EVENT_PIPELINE_NOTIFY_TO", "ops@example.org")
+        on_success(engine, dg.DagsterRun(job_name=BULK_JOB_NAME, run_id="bulk-1"), logging.getLogger("test"))
+    assert sorted(mailbox.subjects()) == ["Import of event A Conf complete", "Import of event b failed"]
+    failed = mailbox.find("Import of event b failed").get_content().splitlines()
+    assert "View the run: http://127.0.0.1:3000/runs/bulk-1" in failed
+    assert "- the bulk run ended before this archive's import finished" in failed
+    assert scalar(db_url, "select state from import_jobs where run_id = 'bulk-1/1'") == "FAILURE"
+    assert scalar(db_url, "select state from import_jobs where run_id = 'other-run/0'") == "RUNNING"

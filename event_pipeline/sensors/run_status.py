@@ -28,6 +28,7 @@ from event_pipeline.sensors.common import interval_seconds
 
 PARTITION_TAG = "dagster/partition"
 WILL_RETRY_TAG = "dagster/will_retry"
+BULK_UNFINISHED = "the bulk run ended before this archive's import finished"
 NOT_PUBLISHED = "the run ended without importing: import_result was not part of it"
 
 
@@ -72,7 +73,7 @@ def notify_bulk(engine: Engine, run: dg.DagsterRun, logger: logging.Logger | Any
     sent = 0
     for job in import_log.jobs_of_bulk_run(engine, run.run_id):
         if job["state"] == "RUNNING":
-            job = import_log.close_unfinished(engine, key=job["key"], run_id=job["run_id"], error=NOT_PUBLISHED)
+            job = import_log.close_unfinished(engine, key=job["key"], run_id=job["run_id"], error=BULK_UNFINISHED)
         if job["state"] == "SUCCESS" and _unchanged(job):
             continue
         ok = job["state"] == "SUCCESS"
