@@ -204,6 +204,8 @@ def stack(request, tmp_path_factory) -> Iterator[Stack]:
             EVENT_PIPELINE_SMTP_URL=f"smtp://127.0.0.1:{smtp_port}",
             EVENT_PIPELINE_NOTIFY_TO="ops@example.org",
             EVENT_PIPELINE_UI_URL=f"http://127.0.0.1:{port}",
+            # Where runs may read archives from (the launchpad's path), once archive roots exist.
+            EVENT_PIPELINE_ARCHIVE_ROOTS=str(root / "archives"),
         )
         workspace = str(REPO / "workspace.yaml")
         logs = [root / "webserver.log", root / "daemon.log"]
