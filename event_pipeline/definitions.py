@@ -31,6 +31,8 @@ defs = dg.Definitions(
     sensors=SENSORS,
     schedules=SCHEDULES,
     jobs=[import_job, bulk_import_job, export_job],
+    # Every implicit asset job ("Materialize" in the UI, backfills) runs in-process like import_archive.
+    executor=dg.in_process_executor,
     resources={
         "database": DatabaseResource.from_settings(),
         "media_storage": MediaStorageResource.from_settings(),

@@ -51,6 +51,18 @@ def _listing(title: str, problems: list[dict[str, Any]]) -> list[str]:
     return [*lines, ""]
 
 
+def run_url(run_id: str) -> str:
+    """The run's page in the Dagster UI (``EVENT_PIPELINE_UI_URL``); a bulk import's row id
+    ``<run id>/<index>`` links to its bulk run."""
+    return f"{settings.current().ui_url.rstrip('/')}/runs/{run_id.split('/', 1)[0]}"
+
+
+def _event_link(url: str | None) -> list[str]:
+    """The event's page, only when ``EVENT_PIPELINE_BASE_URL`` names a site that serves it:
+    the default base URL has nothing behind it."""
+    return [f"View the event: {url}"] if url and "base_url" in settings.current().model_fields_set else []
+
+
 def success_message(job: dict[str, Any]) -> Notification:
     """From a SUCCESS ``import_jobs`` row (the result JSON's fields)."""
     result = job.get("result") or {}
@@ -59,7 +71,8 @@ def success_message(job: dict[str, Any]) -> Notification:
     lines = [
         f"Event {name} has been imported successfully.",
         "",
-        f"View the event: {result.get('url', '')}",
+        *_event_link(result.get("url")),
+        f"View the run: {run_url(job['run_id'])}",
         "",
         f"Archive: {job['key']} ({job.get('archive_path') or ''}, sha256 {job.get('archive_sha256') or '?'})",
         "Changes: " + ", ".join(f"{diff.get(k, 0)} {k}" for k in ("created", "updated", "deleted", "unchanged")),
@@ -84,6 +97,7 @@ def failure_message(job: dict[str, Any], event_name: str | None = None) -> Notif
         "",
         *_listing("Warnings", job.get("warnings") or []),
         f"Run: {job['run_id']}",
+        f"View the run: {run_url(job['run_id'])}",
     ]
     return Notification(f"Import of event {name} failed", "\n".join(lines).rstrip() + "\n", False)
 

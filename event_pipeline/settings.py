@@ -52,6 +52,9 @@ class Settings(BaseSettings):
         json_schema_extra={"shown_default": "`data/` in a checkout, else `$XDG_DATA_HOME/event-pipeline`"},
     )
     base_url: str = Field("http://localhost:8080", description="base of the event URL in the result")
+    ui_url: str = Field(
+        "http://127.0.0.1:3000", description="base URL of the Dagster UI (`make dev`), for the run link in mails"
+    )
     dagster_home: Path | None = Field(
         None,
         validation_alias=AliasChoices("DAGSTER_HOME"),
@@ -62,7 +65,8 @@ class Settings(BaseSettings):
     # Intake
     drop_dir: Path = Field(Path("drop"), description="the folder the drop-folder sensor watches")
     drop_url: str | None = Field(None, description="`s3://bucket/prefix` the sensor watches instead of the folder")
-    sensor_interval: int = Field(15, description="seconds between sensor ticks, at least 1 (read when the code loads)")
+    # 5 s: a new file needs two scans (seen, then unchanged), so a copy becomes a run in about 10 s (under 20 s).
+    sensor_interval: int = Field(5, description="seconds between sensor ticks, at least 1 (read when the code loads)")
     reimport_cron: str = Field("0 3 * * *", description="cron schedule of the re-import of every known archive")
     # Archive limits (zip bombs, hostile JSON): see read/archive.py Limits
     max_members: int = Field(20_000, ge=0, description="members of an archive; ignored ones (`__MACOSX/`) count")
@@ -275,7 +279,8 @@ def install_instance_config(template: Path, config: Path) -> None:
 
     A copy this function wrote and nobody edited since is replaced by the new
     template (an upgrade brings its run queue settings along); one an operator
-    edited is left alone, with a warning, since their settings win. What was
+    edited is left alone, with a warning, since their settings win; a copy of another
+    variant the project ships next to it (``dagster.postgres.yaml``) is left alone quietly. What was
     written last is remembered by its hash next to it.
     """
     wanted = template.read_bytes()
@@ -285,6 +290,8 @@ def install_instance_config(template: Path, config: Path) -> None:
         if current == wanted:
             return
         written = stamp.read_text().strip() if stamp.exists() else None
+        if any(current == variant.read_bytes() for variant in template.parent.glob("dagster.*.yaml")):
+            return  # the operator chose a variant the project ships (dagster.postgres.yaml): not an edit
         if written != hashlib.sha256(current).hexdigest():
             logging.getLogger("event_pipeline").warning(
                 "%s differs from the project's %s and was edited; leaving it as it is", config, template

@@ -30,10 +30,16 @@ def test_mask_hides_only_the_password():
     assert notify.mask(None) == ""
 
 
-def test_messages_follow_the_reference_server():
+def test_messages_follow_the_reference_server(monkeypatch):
+    monkeypatch.delenv("EVENT_PIPELINE_BASE_URL", raising=False)
+    monkeypatch.setenv("EVENT_PIPELINE_UI_URL", "https://dagster.example.org/")
+    unset = notify.success_message(JOB)
+    assert "View the event" not in unset.body  # the default base URL serves nothing
+    assert "View the run: https://dagster.example.org/runs/r-1" in unset.body
+    monkeypatch.setenv("EVENT_PIPELINE_BASE_URL", "http://localhost:8080")
     done = notify.success_message(JOB)
     assert done.subject == "Import of event FOSSASIA Summit 2016 complete"
-    assert "http://localhost:8080/events/abc" in done.body and "491 sessions" in done.body
+    assert "View the event: http://localhost:8080/events/abc" in done.body and "491 sessions" in done.body
     assert "speakers, id 3, photo: media not in archive" in done.body
     errors = [
         {"file": "sessions", "record_id": str(i), "field": "track", "message": "unknown track"} for i in range(60)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -275,10 +276,14 @@ def test_sensor_request_imports_and_the_schedule_reimports(instance, stored_inst
     resources = {"database": DatabaseResource(url=db_url)}
     when = dt.datetime(2030, 1, 1, 3, tzinfo=dt.UTC)
     with dg.build_schedule_context(instance=instance, scheduled_execution_time=when, resources=resources) as context:
+        unchanged = reimport_schedule(context)
+    # Both archives have the bytes of their last import (one succeeded, one failed): no run for either.
+    assert isinstance(unchanged, dg.SkipReason), unchanged
+    shutil.copy(sample("FOSSASIASummit2014"), drop_dir / "OTS16.zip")  # new bytes under the same key
+    with dg.build_schedule_context(instance=instance, scheduled_execution_time=when, resources=resources) as context:
         planned = reimport_schedule(context)
     assert {r.partition_key: r.run_config["ops"]["archive"]["config"]["path"] for r in planned} == {
         "OTS16": str(drop_dir / "OTS16.zip"),
-        BROKEN_SAMPLE: str(drop_dir / f"{BROKEN_SAMPLE}.zip"),
     }
     # Gone: not re-imported (an unchanged one is a no-op run: see test_reimport).
     (drop_dir / "OTS16.zip").unlink()
@@ -332,7 +337,8 @@ def test_run_status_sensors_email_success_and_failure(instance, db_url, monkeypa
     done, failed = mailbox.messages
     assert done["To"] == "ops@example.org, lead@example.org"
     body = done.get_content()
-    assert "has been imported successfully" in body and "/events/" in body and "82 sessions" in body
+    assert "has been imported successfully" in body and "82 sessions" in body
+    assert f"View the run: http://127.0.0.1:3000/runs/{ok.run_id}" in body
     errors = rows(db_url, "select errors from import_jobs where key = :k", k=BROKEN_SAMPLE)[0][0]
     errors = json.loads(errors) if isinstance(errors, str) else errors
     text = failed.get_content()
@@ -419,3 +425,31 @@ def test_a_run_failed_from_outside_after_its_worker_died_reads_interrupted(insta
     outside = "This run has been marked as failed from outside the execution context."
     run_status.on_failure(engine, run, outside, run_status.notify.log)
     assert import_log.get_job(engine, run.run_id)["error"] == import_log.INTERRUPTED
+
+
+def test_a_bulk_run_mails_each_of_its_imports_once(db_url, monkeypatch):
+    """One bulk run holds many imports (rows ``<run id>/<index>``): the run-status sensor mails each,
+    closing one the run left RUNNING as FAILURE first."""
+    from event_pipeline.bulk import BULK_JOB_NAME
+    from event_pipeline.model.migrate import upgrade_schema
+    from event_pipeline.sensors.run_status import on_success
+
+    engine = get_engine(db_url)
+    upgrade_schema(engine)
+    import_log.open_job(engine, key="a", run_id="bulk-1/0", path="/x/a.zip", sha256=None)
+    with engine.begin() as conn:
+        result = {"event_name": "A Conf", "id": 1, "url": "http://localhost:8080/events/a"}
+        diff = {"created": 3, "updated": 0, "deleted": 0, "unchanged": 0}
+        import_log.close_job(conn, key="a", run_id="bulk-1/0", state="SUCCESS", result=result, diff=diff)
+    import_log.open_job(engine, key="b", run_id="bulk-1/1", path="/x/b.zip", sha256=None)  # left RUNNING
+    import_log.open_job(engine, key="c", run_id="other-run/0", path="/x/c.zip", sha256=None)  # another run
+    with smtp_server() as (mailbox, port):
+        monkeypatch.setenv("EVENT_PIPELINE_SMTP_URL", f"smtp://127.0.0.1:{port}")
+        monkeypatch.setenv("EVENT_PIPELINE_NOTIFY_TO", "ops@example.org")
+        on_success(engine, dg.DagsterRun(job_name=BULK_JOB_NAME, run_id="bulk-1"), logging.getLogger("test"))
+    assert sorted(mailbox.subjects()) == ["Import of event A Conf complete", "Import of event b failed"]
+    failed = mailbox.find("Import of event b failed").get_content().splitlines()
+    assert "View the run: http://127.0.0.1:3000/runs/bulk-1" in failed
+    assert "- the bulk run ended before this archive's import finished" in failed
+    assert scalar(db_url, "select state from import_jobs where run_id = 'bulk-1/1'") == "FAILURE"
+    assert scalar(db_url, "select state from import_jobs where run_id = 'other-run/0'") == "RUNNING"

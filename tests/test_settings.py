@@ -35,6 +35,25 @@ def test_instance_config_is_installed_updated_and_edits_are_kept(tmp_path, caplo
     assert "was edited; leaving it as it is" in caplog.text
 
 
+def test_a_home_on_the_postgres_variant_is_not_called_edited(tmp_path, caplog):
+    """Copying the shipped dagster.postgres.yaml into the home, as docs/deploy.md says, is no edit."""
+    project, home = tmp_path / "project", tmp_path / "home"
+    project.mkdir(), home.mkdir()
+    template, variant = project / "dagster.yaml", project / "dagster.postgres.yaml"
+    template.write_text("run_coordinator: {max_concurrent_runs: 4}\n")
+    variant.write_text("run_coordinator: {max_concurrent_runs: 4}\nstorage: {postgres: {}}\n")
+    config = home / "dagster.yaml"
+    config.write_bytes(variant.read_bytes())
+    with caplog.at_level(logging.WARNING, logger="event_pipeline"):
+        install_instance_config(template, config)
+    assert config.read_bytes() == variant.read_bytes()  # kept: the operator's choice of storage
+    assert caplog.text == ""
+    config.write_text("run_coordinator: {max_concurrent_runs: 2}\nstorage: {postgres: {}}\n")  # now edited
+    with caplog.at_level(logging.WARNING, logger="event_pipeline"):
+        install_instance_config(template, config)
+    assert "was edited; leaving it as it is" in caplog.text
+
+
 def test_a_home_from_before_the_stamp_is_left_alone_unless_identical(tmp_path):
     template, config = tmp_path / "project.yaml", tmp_path / "dagster.yaml"
     template.write_text("a: 1\n")

@@ -1,7 +1,9 @@
 """The ``archive`` asset: read and validate the whole archive before any write."""
 
+import contextlib
 from collections import Counter
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -10,10 +12,12 @@ from sqlalchemy.engine import Engine
 
 from event_pipeline import settings
 from event_pipeline.assets.common import ARCHIVES, GROUP, HOST_TAG, KEY_TAG, PID_TAG, failure, reported
+from event_pipeline.assets.selection import require_whole_import
 from event_pipeline.importer import ValidatedArchive, open_source, validate_archive
 from event_pipeline.intake import keys, roots, s3
 from event_pipeline.problems import ImportFailed, Problem
 from event_pipeline.publish import import_log
+from event_pipeline.read.private_copy import file_sha256
 from event_pipeline.resources import DatabaseResource
 
 
@@ -71,9 +75,17 @@ def fail_interrupted_runs(instance: dg.DagsterInstance, engine: Engine, key: str
             instance.report_run_failed(run, import_log.INTERRUPTED)
 
 
+def _note_failed_bytes(engine: Engine, run_id: str, local: str) -> None:
+    """The sha256 of an archive that failed validation goes on its row, so the scheduled re-import
+    skips the same bytes (``sensors/reimport.py``) instead of failing and mailing on every tick."""
+    with contextlib.suppress(OSError):  # unreadable: nothing to remember, the next run tries again
+        import_log.note_sha256(engine, run_id, file_sha256(Path(local)))
+
+
 @dg.asset(partitions_def=ARCHIVES, group_name=GROUP)
 def archive(context: dg.AssetExecutionContext, config: ArchiveConfig, database: DatabaseResource) -> ValidatedArchive:
     """The archive, read and normalised as a whole; every problem is reported at once."""
+    require_whole_import(context)
     key = context.partition_key
     error = keys.key_error(key)
     if error:  # a partition added from outside (UI, API): refused before a path or a row is made from it
@@ -88,7 +100,12 @@ def archive(context: dg.AssetExecutionContext, config: ArchiveConfig, database: 
     import_log.open_job(engine, key=key, run_id=context.run.run_id, path=path, sha256=None)
     context.log.info(f"importing {path} as {key!r} into {database.describe()}")
     with reported():
-        validated = validate_archive(engine, open_source(path), key, force=config.force)
+        local = open_source(path)
+        try:
+            validated = validate_archive(engine, local, key, force=config.force)
+        except ImportFailed:
+            _note_failed_bytes(engine, context.run.run_id, local)
+            raise
     kinds = Counter(w.file for w in validated.warnings)
     context.log.info(
         f"archive {key}: sha256 {validated.sha256[:12]}, "

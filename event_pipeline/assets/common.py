@@ -9,6 +9,7 @@ import dagster as dg
 from sqlalchemy.engine import Engine
 
 from event_pipeline import importer
+from event_pipeline.assets.selection import missing_import_assets
 from event_pipeline.intake import keys
 from event_pipeline.problems import ImportFailed, Problem
 from event_pipeline.publish import import_log, result
@@ -39,7 +40,9 @@ def record_failure(engine: Engine, key: str, run_id: str, exc: BaseException) ->
 def record_import_failure(context: dg.HookContext) -> None:
     """A failed step of the import job closes its run's ``import_jobs`` row as FAILURE (:func:`record_failure`).
 
-    Left alone: a row already SUCCESS (the import committed; what failed after it
+    Attached to every import asset (not to a job), so the UI's implicit asset job records
+    failures as ``import_archive`` does. Left alone: a partial selection (refused, see
+    :mod:`event_pipeline.assets.selection`), a row already SUCCESS (the import committed; what failed after it
     changes nothing), a run whose key breaks the key rule (refused before any row
     is made), and an interrupted step (SIGINT/SIGTERM, not an ``Exception``): the
     CLI or the sweeper closes that row naming the signal.
@@ -49,7 +52,9 @@ def record_import_failure(context: dg.HookContext) -> None:
         return
     run = context.instance.get_run_by_id(context.run_id)
     key = run.tags.get(PARTITION_TAG) if run else None
-    if not key or keys.key_error(key):
+    if (
+        run is None or not key or keys.key_error(key) or missing_import_assets(run)
+    ):  # a refused partial selection records nothing
         return
     engine = context.resources.database.engine()
     try:

@@ -9,6 +9,7 @@ were read and checked when the archive was validated (``media/check.py``).
 import dagster as dg
 
 from event_pipeline.assets.common import ARCHIVES, GROUP, reported
+from event_pipeline.assets.selection import require_whole_import
 from event_pipeline.importer import ValidatedArchive
 from event_pipeline.media import MediaPlan, prepare
 from event_pipeline.model.catalog import MEDIA_MODELS, MODELS
@@ -31,6 +32,7 @@ def media(
     **inputs,
 ) -> MediaPlan:
     """Logos, photos, audio, video and slides the archive names, stored once per distinct file (content-addressed)."""
+    require_whole_import(context)  # a partial selection is refused, never a silent no-op
     validated: ValidatedArchive = inputs.pop("archive")
     engine = database.engine()
     with reported():

@@ -10,6 +10,7 @@ order.
 import dagster as dg
 
 from event_pipeline.assets.common import ARCHIVES, GROUP, reported
+from event_pipeline.assets.selection import require_whole_import
 from event_pipeline.importer import ValidatedArchive, plan_step
 from event_pipeline.model.catalog import EVENT, MODELS, ModelSpec, upstream
 from event_pipeline.plan.diff import ModelPlan
@@ -43,6 +44,7 @@ def build_model_asset(spec: ModelSpec, previous: ModelSpec | None) -> dg.AssetsD
         description=f"Rows of `{spec.table}` for one archive; outputs its id map (source id -> database id).",
     )
     def _model(context: dg.AssetExecutionContext, database: DatabaseResource, **inputs) -> ModelPlan:
+        require_whole_import(context)  # a partial selection is refused, never a silent no-op
         validated: ValidatedArchive = inputs.pop("archive")
         maps = {name: plan.id_map for name, plan in inputs.items()}
         engine = database.engine()

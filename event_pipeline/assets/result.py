@@ -3,6 +3,7 @@
 import dagster as dg
 
 from event_pipeline.assets.common import ARCHIVES, GROUP, reported
+from event_pipeline.assets.selection import require_whole_import
 from event_pipeline.importer import ValidatedArchive, publish_step
 from event_pipeline.model.catalog import MODELS
 from event_pipeline.resources import DatabaseResource
@@ -19,6 +20,7 @@ from event_pipeline.resources import DatabaseResource
 )
 def import_result(context: dg.AssetExecutionContext, database: DatabaseResource, **inputs) -> dict:
     """The imported event: all rows committed at once, and the result JSON."""
+    require_whole_import(context)  # a partial selection is refused, never a silent no-op
     validated: ValidatedArchive = inputs.pop("archive")
     media = inputs.pop("media")
     engine = database.engine()

@@ -162,6 +162,53 @@ def get_job(engine: Engine, run_id: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
+def last_successes(engine: Engine, key: str | None = None) -> dict[str, dict[str, Any]]:
+    """Key -> its last SUCCESS row, for ``key`` only or every key, keeping only keys whose event
+    (``events.import_key``) still exists: what the asset checks compare the database with."""
+    from event_pipeline.model.schema import events
+
+    latest = sa.select(import_jobs.c.key, sa.func.max(import_jobs.c.id).label("id")).where(
+        import_jobs.c.state == "SUCCESS", import_jobs.c.event_id.is_not(None)
+    )
+    if key is not None:
+        latest = latest.where(import_jobs.c.key == key)
+    newest = latest.group_by(import_jobs.c.key).subquery()
+    query = (
+        sa.select(import_jobs)
+        .join(newest, import_jobs.c.id == newest.c.id)
+        .join(events, sa.and_(events.c.import_key == import_jobs.c.key, events.c.id == import_jobs.c.event_id))
+    )
+    with engine.connect() as conn:
+        return {row["key"]: dict(row) for row in conn.execute(query).mappings()}
+
+
+def note_sha256(engine: Engine, run_id: str, sha256: str) -> None:
+    """Record the archive's sha256 on the run's row (a failed validation: the schedule skips those bytes)."""
+    with engine.begin() as conn:
+        conn.execute(import_jobs.update().where(import_jobs.c.run_id == run_id).values(archive_sha256=sha256))
+
+
+def last_outcomes(engine: Engine) -> dict[str, tuple[str, str]]:
+    """Key -> (state, archive sha256) of its last ended import whose sha256 is known, in one query."""
+    ended = sa.and_(import_jobs.c.state.in_(("SUCCESS", "FAILURE")), import_jobs.c.archive_sha256.is_not(None))
+    latest = sa.select(import_jobs.c.key, sa.func.max(import_jobs.c.id).label("id")).where(ended)
+    newest = latest.group_by(import_jobs.c.key).subquery()
+    query = sa.select(import_jobs.c.key, import_jobs.c.state, import_jobs.c.archive_sha256).join(
+        newest, import_jobs.c.id == newest.c.id
+    )
+    with engine.connect() as conn:
+        return {key: (state, sha) for key, state, sha in conn.execute(query)}
+
+
+def jobs_of_bulk_run(engine: Engine, run_id: str) -> list[dict[str, Any]]:
+    """The rows of a bulk run's imports (``run_id`` ``<run id>/<index>``, see ``bulk.bulk_job_id``), in order."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(import_jobs).where(import_jobs.c.run_id.like(f"{run_id}/%")).order_by(import_jobs.c.id)
+        ).mappings()
+        return [dict(row) for row in rows]
+
+
 def close_unfinished(engine: Engine, *, key: str, run_id: str, error: str, path: str | None = None) -> dict[str, Any]:
     """Mark the run's row FAILURE unless it already ended (creating it if the run never opened one).
 

@@ -19,6 +19,8 @@ from urllib.parse import quote
 
 import dagster as dg
 
+from event_pipeline.assets.selection import IMPORT_ASSET_KEYS, require_whole_import
+
 if TYPE_CHECKING:
     from upath import UPath
 
@@ -67,6 +69,8 @@ class _RunCachedIOManager(dg.UPathIOManager):
             return pickle.load(file)
 
     def load_input(self, context: dg.InputContext) -> Any:
+        if context.has_asset_key and context.asset_key in IMPORT_ASSET_KEYS:
+            require_whole_import(context)  # not last run's pickle for a model selected alone
         partition = context.asset_partition_key if context.has_asset_partitions else None
         cached = self._objects.get(_key(context.asset_key, partition))
         return cached if cached is not None else super().load_input(context)

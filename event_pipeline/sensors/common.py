@@ -13,5 +13,5 @@ USER_TAG = "event_pipeline/user"  # the API user (token email) who uploaded the 
 
 
 def interval_seconds() -> int:
-    """``EVENT_PIPELINE_SENSOR_INTERVAL`` (default 15 s): how often the sensors tick, read at load time."""
+    """``EVENT_PIPELINE_SENSOR_INTERVAL`` (default 5 s): how often the sensors tick, read at load time."""
     return max(1, settings.current().sensor_interval)

@@ -1,7 +1,10 @@
 """The nightly re-import: every known archive whose source still exists.
 
-Unchanged archives are a no-op (the import skips the same sha256), changed
-ones update in place, and keys whose file is gone are skipped with a log line.
+Changed archives update in place; keys whose file is gone are skipped with a log line, and so are
+local archives whose bytes are those of the key's last import (succeeded or failed): decided here,
+from ``import_jobs``, at the cost of hashing the file, so an unchanged broken archive does not fail
+(and mail) again on every tick until its bytes change. S3 sources are always launched (the import
+itself skips unchanged bytes).
 """
 
 from pathlib import Path
@@ -13,7 +16,8 @@ from event_pipeline.assets.archive import import_run_config
 from event_pipeline.assets.common import ARCHIVES_NAME, KEY_TAG
 from event_pipeline.assets.job import import_job
 from event_pipeline.intake import keys, roots, s3
-from event_pipeline.publish.import_log import last_archive_paths
+from event_pipeline.publish.import_log import last_archive_paths, last_outcomes
+from event_pipeline.read.private_copy import file_sha256
 from event_pipeline.resources import DatabaseResource
 from event_pipeline.sensors.common import SOURCE_TAG
 
@@ -30,6 +34,21 @@ def reimport_plan(paths: dict[str, str], known: list[str]) -> tuple[dict[str, st
     return todo, sorted(set(known) - set(todo))
 
 
+def unchanged(todo: dict[str, str], outcomes: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """Key -> the state of its last import, for each local source whose sha256 equals that import's."""
+    same = {}
+    for key, source in todo.items():
+        if key not in outcomes or s3.is_s3(source):
+            continue
+        state, sha256 = outcomes[key]
+        try:
+            if file_sha256(Path(source)) == sha256:
+                same[key] = state
+        except OSError:  # vanished or unreadable since the listing: the run reports it
+            continue
+    return same
+
+
 @dg.schedule(
     name="reimport_schedule",
     job=import_job,
@@ -42,6 +61,11 @@ def reimport_schedule(context: dg.ScheduleEvaluationContext, database: DatabaseR
     todo, skipped = reimport_plan(last_archive_paths(database.engine()), list(known))
     for key in skipped:
         context.log.info(f"not re-importing {key}: its archive is gone, outside the archive roots or never imported")
+    for key, state in sorted(unchanged(todo, last_outcomes(database.engine())).items()):
+        del todo[key]
+        verb = "failed" if state == "FAILURE" else "was imported"
+        context.log.info(f"not re-importing {key}: unchanged since its last import, which {verb} (same sha256)")
+        skipped.append(key)
     if not todo:
         return dg.SkipReason(f"no archive to re-import ({len(skipped)} skipped)")
     tick = context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else "manual"

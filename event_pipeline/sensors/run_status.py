@@ -20,12 +20,15 @@ from event_pipeline import notify
 from event_pipeline.assets.archive import configured_path
 from event_pipeline.assets.common import KEY_TAG
 from event_pipeline.assets.job import import_job
+from event_pipeline.assets.selection import is_import_run
+from event_pipeline.bulk import BULK_JOB_NAME
 from event_pipeline.publish import import_log
 from event_pipeline.resources import DatabaseResource
 from event_pipeline.sensors.common import USER_TAG, interval_seconds
 
 PARTITION_TAG = "dagster/partition"
 WILL_RETRY_TAG = "dagster/will_retry"
+BULK_UNFINISHED = "the bulk run ended before this archive's import finished"
 NOT_PUBLISHED = "the run ended without importing: import_result was not part of it"
 CANCELED = "canceled: the run was terminated"
 
@@ -52,7 +55,14 @@ def run_path(run: dg.DagsterRun) -> str | None:
 
 
 def on_success(engine: Engine, run: dg.DagsterRun, logger: logging.Logger | Any) -> notify.Notification | None:
-    """Notify a completed import; close the row of a run that never reached the import."""
+    """Notify a completed import; close the row of a run that never reached the import.
+
+    Any run of the instance comes here (every code location, the CLI's in-process runs
+    included); a run without an ``import_jobs`` row imported nothing and is ignored.
+    """
+    if run.job_name == BULK_JOB_NAME:
+        notify_bulk(engine, run, logger)
+        return None
     job = import_log.get_job(engine, run.run_id)
     if job is None:
         return None  # e.g. a run of asset checks only: no import was attempted
@@ -71,6 +81,21 @@ def on_success(engine: Engine, run: dg.DagsterRun, logger: logging.Logger | Any)
     return message
 
 
+def notify_bulk(engine: Engine, run: dg.DagsterRun, logger: logging.Logger | Any) -> int:
+    """One notification per archive of an ended bulk run (one run, many ``import_jobs`` rows); how many were sent
+    or logged. An import the run left RUNNING is closed as FAILURE first."""
+    sent = 0
+    for job in import_log.jobs_of_bulk_run(engine, run.run_id):
+        if job["state"] == "RUNNING":
+            job = import_log.close_unfinished(engine, key=job["key"], run_id=job["run_id"], error=BULK_UNFINISHED)
+        if job["state"] == "SUCCESS" and _unchanged(job):
+            continue
+        ok = job["state"] == "SUCCESS"
+        notify.send(notify.success_message(job) if ok else notify.failure_message(job), logger)
+        sent += 1
+    return sent
+
+
 def _unchanged(job: dict[str, Any]) -> bool:
     diff = job.get("diff") or {}
     links = diff.get("links") or {}
@@ -81,10 +106,15 @@ def on_failure(
     engine: Engine, run: dg.DagsterRun, message: str, logger: logging.Logger | Any, *, canceled: bool = False
 ) -> notify.Notification | None:
     """Close the run's row as FAILURE (keeping the import's own error list) and notify."""
-    key = run_key(run)
-    if key is None:
+    if run.job_name == BULK_JOB_NAME:
+        notify_bulk(engine, run, logger)
         return None
+    key = run_key(run)
     current = import_log.get_job(engine, run.run_id)
+    # Only imports: the import job, or a run (e.g. the UI's asset job) that selected the whole import or
+    # opened a row; not a report, a check-only run, or a refused partial selection.
+    if key is None or (current is None and not is_import_run(run, import_job.name)):
+        return None
     dead = current and current["state"] == "RUNNING" and not import_log.process_alive(current["host"], current["pid"])
     if dead and not canceled:
         message = import_log.INTERRUPTED  # the worker died (Dagster's message only says "failed from outside")
@@ -109,7 +139,7 @@ def _failure_text(context: dg.RunStatusSensorContext, fallback: str) -> str:
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.SUCCESS,
     name="import_succeeded_sensor",
-    monitored_jobs=[import_job],
+    monitor_all_code_locations=True,  # the UI's asset jobs, the CLI's in-process runs, bulk runs
     minimum_interval_seconds=interval_seconds(),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Notifies a completed import (email or log line).",
@@ -120,7 +150,7 @@ def import_succeeded_sensor(context: dg.RunStatusSensorContext, database: Databa
 
 @dg.run_failure_sensor(
     name="import_failed_sensor",
-    monitored_jobs=[import_job],
+    monitor_all_code_locations=True,  # the UI's asset jobs, the CLI's in-process runs, bulk runs
     minimum_interval_seconds=interval_seconds(),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Marks a failed import run's import_jobs row FAILURE and notifies, with every error.",
@@ -132,7 +162,7 @@ def import_failed_sensor(context: dg.RunFailureSensorContext, database: Database
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.CANCELED,
     name="import_canceled_sensor",
-    monitored_jobs=[import_job],
+    monitor_all_code_locations=True,  # the UI's asset jobs, the CLI's in-process runs, bulk runs
     minimum_interval_seconds=interval_seconds(),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Marks a canceled (terminated) import run's import_jobs row FAILURE and notifies.",
