@@ -91,3 +91,27 @@ def expected(path: Path) -> dict[str, Any]:
         "photos": {_id(s): get(s, "photo-url", "photo_url", "photo") for s in speakers},
         "titles": {_id(s): s.get("title") for s in sessions},
     }
+
+
+# The archive key rule's exact messages (README, "Archive keys"), written out here, not read from the code.
+RULE = (
+    "a key is 1 to 128 characters, each an ASCII letter, a digit, '.', '_' or '-', "
+    "not starting with '.' or '-', without '..'"
+)
+LONG = "k" * 5000
+INVALID = [
+    ("x/y", "invalid archive key 'x/y': it contains '/'"),
+    (".", "invalid archive key '.': it starts with '.'"),
+    ("..", "invalid archive key '..': it starts with '.'"),
+    (LONG, "invalid archive key '" + "k" * 40 + "...': it is 5000 characters long"),
+    ("", "invalid archive key '': it is empty"),
+    ("a...b", "invalid archive key 'a...b': it contains '..'"),
+    ("x..y", "invalid archive key 'x..y': it contains '..'"),
+    ("-rf", "invalid archive key '-rf': it starts with '-'"),
+    ("a b", "invalid archive key 'a b': it contains ' '"),
+    ("a\\b", "invalid archive key 'a\\\\b': it contains '\\\\'"),
+    ("café", "invalid archive key 'caf\\xe9': it contains '\\xe9'"),
+    ("nul\x00", "invalid archive key 'nul\\x00': it contains '\\x00'"),
+    ("\ud800", "invalid archive key '\\ud800': it contains '\\ud800'"),
+    ("line\nbreak", "invalid archive key 'line\\nbreak': it contains '\\n'"),
+]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from archives import kebab_event, write_zip
+from archives import SNAKE, kebab_event, write_zip
 from conftest import import_archive, rows, scalar
 
 from event_pipeline.read.archive import read_archive
@@ -11,42 +11,6 @@ from event_pipeline.read.normalise import normalise
 
 def _normalised(tmp_path, files, prefix=""):
     return normalise(read_archive(write_zip(tmp_path / "a.zip", files, prefix=prefix)))
-
-
-SNAKE = {
-    "event.json": {
-        "id": "7",
-        "name": "Snake Conf",
-        "start_time": "2020-05-05T09:00:00+02:00",
-        "end_time": "2020-05-05T18:00:00+02:00",
-        "logo": "/images/logo.png",
-        "background_image": "http://example.org/bg.jpg",
-        "has_session_speakers": True,
-        "copyright": {"holder": "X"},
-        "call_for_papers": {"announcement": "hi"},
-        "social_links": [{"id": 1, "name": "Web", "link": "https://example.org"}],
-        "unmapped_field": {"keep": "me"},
-    },
-    "sponsors.json": [{"id": 1, "name": "ACME", "logo": "/images/s.png", "sponsor_type": "Gold", "level": 1}],
-    "speakers.json": [{"id": "5", "name": "Ann", "photo": "/images/a.jpg", "featured": True, "sessions": [{"id": 1}]}],
-    "sessions.json": [
-        {
-            "id": 1,
-            "title": "T",
-            "start_time": "2020-05-05T10:00:00+02:00",
-            "end_time": "2020-05-05T10:30:00+02:00",
-            "session_type": {"id": 4, "name": "Lightning", "length": "00.2 Hour"},
-            "track": 2,
-            "microlocation": {"id": "1"},
-            "slides": "/slides/s1.pdf",
-            "audio": "audio/a.mp3",
-            "video": "",
-            "speakers": [],
-        }
-    ],
-    "tracks.json": [{"id": 2, "name": "Main", "track_image_url": "/images/t.png", "location": "Hall"}],
-    "microlocations.json": [{"id": 1, "name": "Hall"}],
-}
 
 
 def test_snake_case_imports_with_extra_kept(db_url, tmp_path):

@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from archives import kebab_event, write_zip
 from conftest import import_archive, rows, run_cli, scalar
+from expectations import INVALID, LONG, RULE
 from test_sensors import execute, tick
 
 from event_pipeline import bulk
@@ -23,30 +24,6 @@ from event_pipeline.db import get_engine
 from event_pipeline.definitions import IMPORT_JOB_NAME, defs
 from event_pipeline.intake import keys
 from event_pipeline.sensors.reimport import reimport_plan
-
-RULE = (
-    "a key is 1 to 128 characters, each an ASCII letter, a digit, '.', '_' or '-', "
-    "not starting with '.' or '-', without '..'"
-)
-LONG = "k" * 5000
-
-INVALID = [
-    ("x/y", "invalid archive key 'x/y': it contains '/'"),
-    (".", "invalid archive key '.': it starts with '.'"),
-    ("..", "invalid archive key '..': it starts with '.'"),
-    (LONG, "invalid archive key '" + "k" * 40 + "...': it is 5000 characters long"),
-    ("", "invalid archive key '': it is empty"),
-    ("a...b", "invalid archive key 'a...b': it contains '..'"),
-    ("x..y", "invalid archive key 'x..y': it contains '..'"),
-    ("-rf", "invalid archive key '-rf': it starts with '-'"),
-    ("a b", "invalid archive key 'a b': it contains ' '"),
-    ("a\\b", "invalid archive key 'a\\\\b': it contains '\\\\'"),
-    ("café", "invalid archive key 'caf\\xe9': it contains '\\xe9'"),
-    ("nul\x00", "invalid archive key 'nul\\x00': it contains '\\x00'"),
-    ("\ud800", "invalid archive key '\\ud800': it contains '\\ud800'"),
-    ("line\nbreak", "invalid archive key 'line\\nbreak': it contains '\\n'"),
-]
-
 
 # --- the same file name, the same key, through every door ------------------------------------
 

@@ -8,47 +8,12 @@ import stat
 import zipfile
 
 import pytest
-from archives import kebab_event, write_zip
+from archives import SNAKE, archive_errors, kebab_event, write_zip, zip_with
 
 from event_pipeline.model.durations import minutes as parse_length_minutes
 from event_pipeline.read.archive import Limits, read_archive
 from event_pipeline.read.fields import canonical_id, reference_id
 from event_pipeline.read.normalise import normalise
-
-SNAKE = {
-    "event.json": {
-        "id": "7",
-        "name": "Snake Conf",
-        "start_time": "2020-05-05T09:00:00+02:00",
-        "end_time": "2020-05-05T18:00:00+02:00",
-        "logo": "/images/logo.png",
-        "background_image": "http://example.org/bg.jpg",
-        "has_session_speakers": True,
-        "copyright": {"holder": "X"},
-        "call_for_papers": {"announcement": "hi"},
-        "social_links": [{"id": 1, "name": "Web", "link": "https://example.org"}],
-        "unmapped_field": {"keep": "me"},
-    },
-    "sponsors.json": [{"id": 1, "name": "ACME", "logo": "/images/s.png", "sponsor_type": "Gold", "level": 1}],
-    "speakers.json": [{"id": "5", "name": "Ann", "photo": "/images/a.jpg", "featured": True, "sessions": [{"id": 1}]}],
-    "sessions.json": [
-        {
-            "id": 1,
-            "title": "T",
-            "start_time": "2020-05-05T10:00:00+02:00",
-            "end_time": "2020-05-05T10:30:00+02:00",
-            "session_type": {"id": 4, "name": "Lightning", "length": "00.2 Hour"},
-            "track": 2,
-            "microlocation": {"id": "1"},
-            "slides": "/slides/s1.pdf",
-            "audio": "audio/a.mp3",
-            "video": "",
-            "speakers": [],
-        }
-    ],
-    "tracks.json": [{"id": 2, "name": "Main", "track_image_url": "/images/t.png", "location": "Hall"}],
-    "microlocations.json": [{"id": 1, "name": "Hall"}],
-}
 
 
 def _normalised(tmp_path, files, prefix=""):
@@ -151,28 +116,6 @@ def test_missing_optional_files_and_extra_files(tmp_path):
     assert ignored == {"config.json", "notes.txt"}
 
 
-def _zip_with(path, members):
-    """members: name -> (bytes or a callable writing into the open member)."""
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in {k: json.dumps(v).encode() for k, v in kebab_event().items()}.items():
-            zf.writestr(name, data)
-        for name, content in members.items():
-            if callable(content):
-                with zf.open(name, "w", force_zip64=True) as fh:
-                    content(fh)
-            else:
-                zf.writestr(name, content)
-    return path
-
-
-def _errors(path, **limits):
-    """Every error of reading and normalising (JSON is parsed by the normaliser, on demand)."""
-    archive = read_archive(path, Limits(**limits) if limits else Limits())
-    if archive.members:
-        normalise(archive)
-    return " | ".join(str(e) for e in archive.problems.errors)
-
-
 def test_member_inflating_to_a_gibibyte_is_refused_without_inflating_it(tmp_path):
     zeros = b"\0" * (1 << 20)
 
@@ -180,21 +123,21 @@ def test_member_inflating_to_a_gibibyte_is_refused_without_inflating_it(tmp_path
         for _ in range(1024):
             fh.write(zeros)
 
-    path = _zip_with(tmp_path / "bomb.zip", {"images/bomb.bin": gigabyte})
+    path = zip_with(tmp_path / "bomb.zip", {"images/bomb.bin": gigabyte})
     assert path.stat().st_size < 5 << 20
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    message = _errors(path)
+    message = archive_errors(path)
     assert "images/bomb.bin: compression ratio above 200" in message and "EVENT_PIPELINE_MAX_RATIO" in message
-    message = _errors(path, max_ratio=10**9, max_member_bytes=512 << 20)
+    message = archive_errors(path, max_ratio=10**9, max_member_bytes=512 << 20)
     assert "images/bomb.bin: member inflates to 1073741824 bytes" in message
     assert "EVENT_PIPELINE_MAX_MEMBER_BYTES" in message
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB: nothing inflated
 
 
 def test_high_compression_ratio_is_refused(tmp_path):
-    path = _zip_with(tmp_path / "ratio.zip", {"sessions_extra.json": b" " * (20 << 20)})
-    assert "compression ratio above 200" in _errors(path)
-    assert "EVENT_PIPELINE_MAX_RATIO" in _errors(path)
+    path = zip_with(tmp_path / "ratio.zip", {"sessions_extra.json": b" " * (20 << 20)})
+    assert "compression ratio above 200" in archive_errors(path)
+    assert "EVENT_PIPELINE_MAX_RATIO" in archive_errors(path)
 
 
 def test_too_many_members(tmp_path):
@@ -203,31 +146,31 @@ def test_too_many_members(tmp_path):
         zf.writestr("event", json.dumps(kebab_event()["event"]))
         for i in range(100_000):
             zf.writestr(f"images/{i}", b"")
-    assert "100001 members" in _errors(path) and "EVENT_PIPELINE_MAX_MEMBERS" in _errors(path)
+    assert "100001 members" in archive_errors(path) and "EVENT_PIPELINE_MAX_MEMBERS" in archive_errors(path)
 
 
 def test_symlink_and_absolute_members(tmp_path):
-    path = _zip_with(tmp_path / "links.zip", {})
+    path = zip_with(tmp_path / "links.zip", {})
     with zipfile.ZipFile(path, "a") as zf:
         link = zipfile.ZipInfo("images/link")
         link.external_attr = (stat.S_IFLNK | 0o777) << 16
         zf.writestr(link, "/etc/passwd")
         zf.writestr("/abs/x", b"x")
-    message = _errors(path)
+    message = archive_errors(path)
     assert "images/link: member is a symbolic link" in message
     assert "/abs/x: member path escapes the archive" in message
 
 
 def test_deeply_nested_json(tmp_path):
     path = write_zip(tmp_path / "deep.zip", {**kebab_event(), "tracks": "[" * 100_000 + "]" * 100_000})
-    assert "tracks: invalid JSON: nested too deeply" in _errors(path)
+    assert "tracks: invalid JSON: nested too deeply" in archive_errors(path)
 
 
 def test_json_file_over_the_limit(tmp_path, monkeypatch):
     big = {**kebab_event(), "speakers": [{"id": i, "name": "x" * 1000} for i in range(60_000)]}  # ~62 MB
     path = write_zip(tmp_path / "big.zip", big)
-    assert "JSON file of" in _errors(path, max_json_bytes=50 << 20)
-    assert _errors(path) == ""  # within the default limit: parsed
+    assert "JSON file of" in archive_errors(path, max_json_bytes=50 << 20)
+    assert archive_errors(path) == ""  # within the default limit: parsed
 
 
 def test_limits_from_environment(monkeypatch):
