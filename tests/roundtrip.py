@@ -167,8 +167,10 @@ def import_quickly(path, url: str, key: str) -> dict:
     """Import with the one importer, without Dagster's run machinery (``importer.import_archive``):
     the CLI import is tested elsewhere, and the round trips import each archive up to three times."""
     from event_pipeline.importer import import_archive
+    from event_pipeline.intake import roots
 
-    return import_archive(get_engine(url), key, str(path), uuid.uuid4().hex, storage=from_settings())
+    with roots.unrestricted():  # module-scoped fixtures import before the test's archive roots are set
+        return import_archive(get_engine(url), key, str(path), uuid.uuid4().hex, storage=from_settings())
 
 
 def another_database(url: str) -> str:
