@@ -41,6 +41,12 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
 log = logging.getLogger("event_pipeline.cli")
+# --help's text: plain, unlike the module docstring (reStructuredText for the API docs).
+DESCRIPTION = (
+    "Import an Open Event export archive into the database (SQLite or PostgreSQL) in one transaction, "
+    "or validate it without writing anything. The last line on stdout is the result as JSON; "
+    "progress goes to stderr."
+)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 USAGE_EXIT = 2  # argparse's code for a usage error, kept
 
@@ -176,8 +182,10 @@ def _checked(path: str, key: str | None, url: str) -> tuple[Path, str | None, li
     return (archive if problems else archive.resolve()), None if error else key, problems
 
 
-def run_import(path: str, key: str | None, force: bool, database_url: str | None) -> int:
+def run_import(path: str, key: str | None, force: bool, database_url: str | None, verbose: bool = False) -> int:
     """Run the import job in-process; print the result JSON and return the exit code (0: SUCCESS).
+
+    stderr shows one line per step (:mod:`event_pipeline.progress`), or with ``verbose`` Dagster's own log.
 
     The archive must be a regular file and its key valid (else FAILURE before
     anything is written). After the job, :func:`_settle` decides what to
@@ -193,6 +201,7 @@ def run_import(path: str, key: str | None, force: bool, database_url: str | None
 
     import dagster as dg
 
+    from event_pipeline import progress
     from event_pipeline.assets import ARCHIVES
     from event_pipeline.assets.common import HOST_TAG, KEY_TAG, PID_TAG
     from event_pipeline.definitions import IMPORT_JOB_NAME, defs, import_run_config
@@ -212,12 +221,13 @@ def run_import(path: str, key: str | None, force: bool, database_url: str | None
     try:
         try:
             with instance:
-                job = defs.resolve_job_def(IMPORT_JOB_NAME)
+                job = progress.with_progress(defs.resolve_job_def(IMPORT_JOB_NAME))
+                run_config = import_run_config(str(archive), force=force)
                 outcome = job.execute_in_process(
                     instance=instance,
                     partition_key=key,
                     run_id=run_id,
-                    run_config=import_run_config(str(archive), force=force),
+                    run_config=dg.RunConfig(ops=run_config.ops, loggers=progress.logger_config(job, verbose)),
                     # The URL goes to this run's resource object, not to run config or the environment:
                     # Dagster stores run config (and config defaults) in its run storage and shows them.
                     resources={"database": run_scoped(url)},
@@ -405,13 +415,16 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The command line: ``import [path] [--key] [--force] [--database-url]``, ``validate path ...``, ``db upgrade``."""
     key_help = "archive key (default: the file name without .zip; letters, digits, '.', '_', '-'; see README)"
-    parser = _Parser(prog="event-pipeline", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="event-pipeline", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
     imp = sub.add_parser("import", help="import an archive (runs the Dagster job in-process)")
     imp.add_argument("path", nargs="?", help="the archive zip (default: the bundled example)")
     imp.add_argument("--key", help=key_help)
     imp.add_argument("--force", action="store_true", help="re-import even if the archive is unchanged")
     imp.add_argument("--database-url", help="SQLAlchemy URL (default: $EVENT_PIPELINE_DATABASE_URL or SQLite)")
+    imp.add_argument(
+        "-v", "--verbose", action="store_true", help="Dagster's own log on stderr instead of one line per step"
+    )
     val = sub.add_parser("validate", help="dry run: list every problem and the would-be diff")
     val.add_argument("path")
     val.add_argument("--key", help=key_help)
@@ -444,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_db_upgrade(args.database_url)
         if args.command == "import":
             example = str(_settings().example_archive())
-            return run_import(args.path or example, args.key, args.force, args.database_url)
+            return run_import(args.path or example, args.key, args.force, args.database_url, args.verbose)
         return run_validate(args.path, args.key, args.database_url)
     except KeyboardInterrupt:  # before the job started (or in validate): nothing was committed
         _defer_stops()

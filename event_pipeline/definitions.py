@@ -7,6 +7,7 @@ import dagster as dg
 from event_pipeline.assets import IMPORT_ASSETS
 from event_pipeline.assets.archive import import_run_config
 from event_pipeline.assets.checks import CHECKS
+from event_pipeline.assets.import_file import import_file_job
 from event_pipeline.assets.job import IMPORT_JOB_NAME, import_job
 from event_pipeline.assets.report import schedule_report_asset
 from event_pipeline.bulk import bulk_import_job
@@ -21,7 +22,7 @@ defs = dg.Definitions(
     asset_checks=CHECKS,
     sensors=SENSORS,
     schedules=SCHEDULES,
-    jobs=[import_job, bulk_import_job],
+    jobs=[import_job, bulk_import_job, import_file_job],
     resources={
         "database": DatabaseResource.from_settings(),
         "media_storage": MediaStorageResource.from_settings(),
