@@ -20,7 +20,8 @@ from event_pipeline.model.catalog import EVENT, MODELS, ModelSpec, upstream
 from event_pipeline.plan.diff import ModelPlan
 from event_pipeline.resources import DatabaseResource
 
-PREVIEW_FIELDS = 6  # record fields shown in a model's preview table, after id and source_id
+PREVIEW_FIELDS = 6
+PRIVATE_FIELDS = ("email", "mobile", "phone")  # record fields shown in a model's preview table, after id and source_id
 
 
 def ancestor_output(context: dg.AssetExecutionContext, name: str) -> Any:
@@ -28,10 +29,18 @@ def ancestor_output(context: dg.AssetExecutionContext, name: str) -> Any:
     return context.resources.io_manager.stored_output(dg.AssetKey(name), context.partition_key)
 
 
+def preview_fields(spec: ModelSpec) -> list[str]:
+    """The record fields a preview shows: the one naming a record (``label``) first, then the next ones."""
+    # deleted_at: null in every imported row; contact details: not for the run storage and every UI user
+    fields = [f for f in spec.record.model_fields if f not in ("deleted_at", *PRIVATE_FIELDS)]
+    first = [spec.label] if spec.label in fields else []
+    return (first + [f for f in fields if f not in first])[:PREVIEW_FIELDS]
+
+
 def build_model_asset(spec: ModelSpec, previous: ModelSpec | None) -> dg.AssetsDefinition:
     """The asset of ``spec``: after ``previous`` (or after ``archive`` for the event), outputs its plan."""
     ins = {"archive": dg.AssetIn("archive")} if previous is None else {}
-    preview = ["id", "source_id", *list(spec.record.model_fields)[:PREVIEW_FIELDS]]
+    preview = ["id", "source_id", *preview_fields(spec)]
 
     @dg.asset(
         name=spec.name,

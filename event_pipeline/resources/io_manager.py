@@ -54,7 +54,8 @@ class _RunCachedIOManager(dg.UPathIOManager):
             path = self._partition_path(context.asset_key, partition)
             path.parent.mkdir(parents=True, exist_ok=True)
             self.dump_to_path(context, obj, path)
-        self._objects[_key(context.asset_key, partition)] = obj
+        if context.has_asset_key:  # an op's output (import_file's result) is read by no asset
+            self._objects[_key(context.asset_key, partition)] = obj
 
     def dump_to_path(self, context: dg.OutputContext, obj: Any, path: "UPath") -> None:
         with path.open("wb") as file:
