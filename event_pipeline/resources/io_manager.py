@@ -1,11 +1,14 @@
 """The import job's IO manager: pickles on disk, and the same objects in memory for the run.
 
-Every model asset takes the validated archive as an input; with the plain
-filesystem IO manager each of them unpickled it again (0.85 s per step for
-20k sessions, most of an import's time). The run executes in one process
+Every model asset reads the validated archive; with the plain filesystem IO
+manager each of them unpickled it again (0.85 s per step for 20k sessions,
+most of an import's time). The run executes in one process
 (in_process_executor), so outputs are kept in memory for the rest of the
 run and read back from disk only when they come from an earlier run, as in
-a re-execution from failure.
+a re-execution from failure. Assets read their ancestors' outputs that are
+not input edges (the import chain, ``assets/models.py``) through
+:meth:`_RunCachedIOManager.stored_output`, from the same memory and pickles.
+Outputs carry no ``path`` metadata: the pickle's location means nothing in the UI.
 
 Pickles are written without pickle's memo ("fast" mode): the memo keeps an
 entry for each of the millions of objects in the plan of 100k sessions
