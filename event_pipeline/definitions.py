@@ -8,6 +8,7 @@ from event_pipeline.assets import IMPORT_ASSETS
 from event_pipeline.assets.archive import import_run_config
 from event_pipeline.assets.checks import CHECKS
 from event_pipeline.assets.export import EXPORT_GROUP, export
+from event_pipeline.assets.import_file import import_file_job
 from event_pipeline.assets.job import IMPORT_JOB_NAME, import_job
 from event_pipeline.assets.report import schedule_report_asset
 from event_pipeline.bulk import bulk_import_job
@@ -30,7 +31,7 @@ defs = dg.Definitions(
     asset_checks=CHECKS,
     sensors=SENSORS,
     schedules=SCHEDULES,
-    jobs=[import_job, bulk_import_job, export_job],
+    jobs=[import_job, bulk_import_job, export_job, import_file_job],
     # Every implicit asset job ("Materialize" in the UI, backfills) runs in-process like import_archive.
     executor=dg.in_process_executor,
     resources={

@@ -230,6 +230,7 @@ def _assert_in_the_asset_catalog(instance: dg.DagsterInstance, run_id: str, keys
         for record in records:
             metadata = record.asset_materialization.metadata
             assert metadata["records"].value == len(archive[source]), name
+            assert metadata["dagster/row_count"].value == len(archive[source]), name
             assert (metadata["created"].value, metadata["updated"].value) == (len(archive[source]), 0)
 
 

@@ -21,25 +21,30 @@ from event_pipeline.settings import example_archive
 BIN = Path(sys.executable).parent
 
 
-def test_topological_order_is_the_reference_import_order():
+IMPORT_CHAIN = ["archive", *REFERENCE_ORDER, "media", "import_result"]
+
+
+def test_the_graph_is_the_import_order_and_nothing_else():
     graph = defs.resolve_asset_graph()
-    keys = graph.toposorted_asset_keys
-    order = [k.to_user_string() for k in keys if graph.get(k).group_name == "event_import"]
-    assert [name for name in order if name in REFERENCE_ORDER] == REFERENCE_ORDER
-    assert order[0] == "archive" and order[-1] == "import_result"
+    order = [k.to_user_string() for k in graph.toposorted_asset_keys]
+    assert [name for name in order if name in IMPORT_CHAIN] == IMPORT_CHAIN
     # The export (its own group) comes after the import, and is no part of it.
-    assert [k.to_user_string() for k in keys][-1] == "export"
+    assert order.index("export") > order.index("import_result")
     assert [m.name for m in MODELS] == REFERENCE_ORDER
-    # Each model asset depends on the one before it, so no other order is possible.
-    for before, after in zip(REFERENCE_ORDER, REFERENCE_ORDER[1:], strict=False):
+    # One chain: each import asset's only parent is the one before it (archive and event no longer fan out
+    # to every model, import_result has one input), so the UI reads the import order at a glance.
+    for before, after in zip(IMPORT_CHAIN, IMPORT_CHAIN[1:], strict=False):
         parents = {k.to_user_string() for k in graph.get(dg.AssetKey(after)).parent_keys}
-        assert before in parents, (after, parents)
-
-
-def test_sessions_take_the_id_maps_they_reference():
-    sessions = defs.resolve_assets_def("sessions")
-    inputs = set(sessions.keys_by_input_name)
-    assert {"tracks", "microlocations", "session_types", "speakers", "event", "archive"} <= inputs
+        assert parents == {before}, (after, parents)
+    assert not graph.get(dg.AssetKey("archive")).parent_keys
+    children = {k.to_user_string() for k in graph.get(dg.AssetKey("import_result")).child_keys}
+    assert children == {"schedule_report", "export"}
+    # Only two edges carry data as inputs; the others are dependencies, the data coming from the IO manager.
+    inputs = {
+        name: {i.name for i in defs.resolve_assets_def(name).op.input_defs if not i.dagster_type.is_nothing}
+        for name in IMPORT_CHAIN
+    }
+    assert inputs == {name: set() for name in IMPORT_CHAIN} | {"event": {"archive"}, "import_result": {"media"}}
 
 
 def test_job_is_partitioned_and_in_process():

@@ -14,7 +14,9 @@ from typing import Any
 
 import dagster as dg
 
+from event_pipeline.assets import describe
 from event_pipeline.model.catalog import MODELS
+from event_pipeline.problems import Problem
 
 DIFF_KINDS = ("created", "updated", "deleted", "unchanged")
 
@@ -34,9 +36,13 @@ def of_import(outcome: dict[str, Any], *, partition: str, source: str) -> list[d
         )
 
     events = [made("archive", {**common, "warnings": len(outcome["warnings"])})]
+    warnings = [Problem(**w) for w in outcome["warnings"]]  # the listed ones (a bounded number)
     for spec in MODELS:
         model_diff = by_model.get(spec.name) or {}
-        events.append(made(spec.name, {**common, "records": counts[spec.table], **_diff(model_diff)}))
+        mine = [w for w in warnings if describe.concerns(spec, w.file)]
+        metadata = {"records": counts[spec.table], "dagster/row_count": counts[spec.table], **_diff(model_diff)}
+        metadata["warnings_table"] = describe.warnings_table(mine)
+        events.append(made(spec.name, {**common, **metadata}))
     events.append(made("media", {**common, "media": dg.MetadataValue.json(outcome.get("media") or {})}))
     events.append(
         made(

@@ -8,7 +8,9 @@ were read and checked when the archive was validated (``media/check.py``).
 
 import dagster as dg
 
+from event_pipeline.assets import describe
 from event_pipeline.assets.common import ARCHIVES, GROUP, reported
+from event_pipeline.assets.models import ancestor_output
 from event_pipeline.assets.selection import require_whole_import
 from event_pipeline.importer import ValidatedArchive
 from event_pipeline.media import MediaPlan, prepare
@@ -16,24 +18,26 @@ from event_pipeline.model.catalog import MEDIA_MODELS, MODELS
 from event_pipeline.resources import DatabaseResource, MediaStorageResource
 
 LOGGED_WARNINGS = 50  # shown in the run's log; all of them are in the result JSON
-_INS = {"archive": dg.AssetIn("archive"), **{spec.name: dg.AssetIn(spec.name) for spec in MEDIA_MODELS}}
 
 
+# After the last model of the chain; the archive and the plans of the models with media come from
+# the run's IO manager (see ``assets/models.py``), not as edges from each.
 @dg.asset(
-    ins=_INS,
-    deps=[MODELS[-1].name] if MODELS[-1].name not in _INS else [],  # after every model
+    deps=[MODELS[-1].name],
     partitions_def=ARCHIVES,
     group_name=GROUP,
+    kinds={"python"},
+    owners=describe.OWNERS,
+    tags=describe.TAGS,
+    required_resource_keys={"io_manager", "database", "media_storage"},
 )
-def media(
-    context: dg.AssetExecutionContext,
-    database: DatabaseResource,
-    media_storage: MediaStorageResource,
-    **inputs,
-) -> MediaPlan:
+def media(context: dg.AssetExecutionContext) -> MediaPlan:
     """Logos, photos, audio, video and slides the archive names, stored once per distinct file (content-addressed)."""
     require_whole_import(context)  # a partial selection is refused, never a silent no-op
-    validated: ValidatedArchive = inputs.pop("archive")
+    database: DatabaseResource = context.resources.database
+    media_storage: MediaStorageResource = context.resources.media_storage
+    validated: ValidatedArchive = ancestor_output(context, "archive")
+    inputs = {spec.name: ancestor_output(context, spec.name) for spec in MEDIA_MODELS}
     engine = database.engine()
     with reported():
         storage = media_storage.storage()
@@ -62,7 +66,8 @@ def media(
         {
             "storage": str(summary["storage"]),
             **{k: v for k, v in summary.items() if k not in ("storage", "deleted")},
-            "first_warnings": dg.MetadataValue.json([w.as_dict() for w in plan.warnings[:LOGGED_WARNINGS]]),
+            "warnings": len(plan.warnings),
+            "warnings_table": describe.warnings_table(plan.warnings),
         }
     )
     return plan

@@ -37,6 +37,12 @@ __all__ = ["build_parser", "emit", "main", "run", "validation"]
 
 log = logging.getLogger("event_pipeline.cli")
 USAGE_EXIT = 2  # argparse's code for a usage error, kept
+# --help's text: plain, unlike the module docstring (reStructuredText for the API docs).
+DESCRIPTION = (
+    "Import an Open Event export archive into the database (SQLite or PostgreSQL) in one transaction, "
+    "validate it without writing anything, or export an imported event back to a zip. The last line on "
+    "stdout is the result as JSON; progress goes to stderr."
+)
 _emit = emit  # the name the CLI tests know
 
 
@@ -58,13 +64,16 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The command line: ``import [path] [--key] [--force] [--database-url]``, ``validate path ...``, ``db upgrade``."""
     key_help = "archive key (default: the file name without .zip; letters, digits, '.', '_', '-'; see README)"
-    parser = _Parser(prog="event-pipeline", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="event-pipeline", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
     imp = sub.add_parser("import", help="import an archive (runs the Dagster job in-process)")
     imp.add_argument("path", nargs="?", help="the archive zip (default: the bundled example)")
     imp.add_argument("--key", help=key_help)
     imp.add_argument("--force", action="store_true", help="re-import even if the archive is unchanged")
     imp.add_argument("--database-url", help="SQLAlchemy URL (default: $EVENT_PIPELINE_DATABASE_URL or SQLite)")
+    imp.add_argument(
+        "-v", "--verbose", action="store_true", help="Dagster's own log on stderr instead of one line per step"
+    )
     val = sub.add_parser("validate", help="dry run: list every problem and the would-be diff")
     val.add_argument("path")
     val.add_argument("--key", help=key_help)
@@ -110,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_token(args.email, args.hours)
         if args.command == "import":
             example = str(signals.settings_module().example_archive())
-            return run_import(args.path or example, args.key, args.force, args.database_url)
+            return run_import(args.path or example, args.key, args.force, args.database_url, args.verbose)
         return run_validate(args.path, args.key, args.database_url)
     except KeyboardInterrupt:  # before the job started (or in validate): nothing was committed
         signals.defer_stops()

@@ -51,8 +51,10 @@ def checked(path: str, key: str | None, url: str) -> tuple[Path, str | None, lis
     return (archive if problems else archive.resolve()), None if error else key, problems
 
 
-def run_import(path: str, key: str | None, force: bool, database_url: str | None) -> int:
+def run_import(path: str, key: str | None, force: bool, database_url: str | None, verbose: bool = False) -> int:
     """Run the import job in-process; print the result JSON and return the exit code (0: SUCCESS).
+
+    stderr shows one line per step (:mod:`event_pipeline.progress`), or with ``verbose`` Dagster's own log.
 
     The archive must be a regular file and its key valid (else FAILURE before
     anything is written). After the job, :func:`_settle` decides what to
@@ -69,6 +71,7 @@ def run_import(path: str, key: str | None, force: bool, database_url: str | None
 
     import dagster as dg
 
+    from event_pipeline import progress
     from event_pipeline.assets.common import ARCHIVES_NAME, HOST_TAG, KEY_TAG, PID_TAG
     from event_pipeline.definitions import IMPORT_JOB_NAME, defs, import_run_config
     from event_pipeline.intake import roots
@@ -90,12 +93,13 @@ def run_import(path: str, key: str | None, force: bool, database_url: str | None
             # Whoever runs the command can read the file anyway: the archive roots guard the
             # runs other entry points (the launchpad, the API) start, not this one.
             with instance, roots.unrestricted():
-                job = defs.resolve_job_def(IMPORT_JOB_NAME)
+                job = progress.with_progress(defs.resolve_job_def(IMPORT_JOB_NAME))
+                run_config = import_run_config(str(archive), force=force)
                 outcome = job.execute_in_process(
                     instance=instance,
                     partition_key=key,
                     run_id=run_id,
-                    run_config=import_run_config(str(archive), force=force),
+                    run_config=dg.RunConfig(ops=run_config.ops, loggers=progress.logger_config(job, verbose)),
                     # The URL goes to this run's resource object, not to run config or the environment:
                     # Dagster stores run config (and config defaults) in its run storage and shows them.
                     resources={"database": run_scoped(url)},

@@ -1,11 +1,14 @@
 """The import job's IO manager: pickles on disk, and the same objects in memory for the run.
 
-Every model asset takes the validated archive as an input; with the plain
-filesystem IO manager each of them unpickled it again (0.85 s per step for
-20k sessions, most of an import's time). The run executes in one process
+Every model asset reads the validated archive; with the plain filesystem IO
+manager each of them unpickled it again (0.85 s per step for 20k sessions,
+most of an import's time). The run executes in one process
 (in_process_executor), so outputs are kept in memory for the rest of the
 run and read back from disk only when they come from an earlier run, as in
-a re-execution from failure.
+a re-execution from failure. Assets read their ancestors' outputs that are
+not input edges (the import chain, ``assets/models.py``) through
+:meth:`_RunCachedIOManager.stored_output`, from the same memory and pickles.
+Outputs carry no ``path`` metadata: the pickle's location means nothing in the UI.
 
 Pickles are written without pickle's memo ("fast" mode): the memo keeps an
 entry for each of the millions of objects in the plan of 100k sessions
@@ -39,6 +42,7 @@ class _RunCachedIOManager(dg.UPathIOManager):
         from upath import UPath
 
         super().__init__(base_path=UPath(base_dir))
+        self._root = UPath(base_dir)
         self._objects: dict[tuple[str, str | None], Any] = {}  # lives as long as this run's resources
 
     def make_safe_partition_path(self, base_path: "UPath", partition: str) -> "UPath":
@@ -48,9 +52,15 @@ class _RunCachedIOManager(dg.UPathIOManager):
         return base_path / ("%2E" + segment[1:] if segment.startswith(".") else segment)
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
-        super().handle_output(context, obj)
         partition = context.partition_key if context.has_partition_key else None
-        self._objects[_key(context.asset_key, partition)] = obj
+        if partition is None or not context.has_asset_key:
+            super().handle_output(context, obj)
+        else:  # the same path as the base class, without its "path" metadata: internal noise in the UI
+            path = self._partition_path(context.asset_key, partition)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.dump_to_path(context, obj, path)
+        if context.has_asset_key:  # an op's output (import_file's result) is read by no asset
+            self._objects[_key(context.asset_key, partition)] = obj
 
     def dump_to_path(self, context: dg.OutputContext, obj: Any, path: "UPath") -> None:
         with path.open("wb") as file:
@@ -74,6 +84,20 @@ class _RunCachedIOManager(dg.UPathIOManager):
         partition = context.asset_partition_key if context.has_asset_partitions else None
         cached = self._objects.get(_key(context.asset_key, partition))
         return cached if cached is not None else super().load_input(context)
+
+    def _partition_path(self, asset_key: dg.AssetKey, partition: str) -> "UPath":
+        """Where the base class reads a partition's pickle: ``<base_dir>/<asset key path>/<partition>``."""
+        return self.make_safe_partition_path(self._root.joinpath(*asset_key.path), partition)
+
+    def stored_output(self, asset_key: dg.AssetKey, partition: str) -> Any:
+        """The output of ``asset_key`` for ``partition``: this run's object, else the pickle an earlier run
+        stored (a re-execution from failure). For assets that read an ancestor's output without an input
+        edge (the import chain, ``assets/models.py``). Raises ``FileNotFoundError`` if none was stored."""
+        key = _key(asset_key, partition)
+        if key not in self._objects:
+            with self._partition_path(asset_key, partition).open("rb") as file:
+                self._objects[key] = pickle.load(file)
+        return self._objects[key]
 
 
 class RunCachedFilesystemIOManager(dg.ConfigurableIOManagerFactory):
