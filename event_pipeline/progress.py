@@ -22,7 +22,7 @@ from typing import Any
 
 import dagster as dg
 
-LOGGER_NAME = "progress"  # the logger's key in the CLI's run config (see cli.py)
+LOGGER_NAME = "progress"  # the logger's key in the CLI's run config (see cli/importing.py)
 WIDTH = 15  # the step name column: the longest asset name (session_types, import_result) fits
 CHECKED_ASSET = "import_result"  # its checks' step keys start with it; shown as "check <name>"
 

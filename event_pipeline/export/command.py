@@ -1,4 +1,4 @@
-"""``event-pipeline export KEY OUT.zip``: the command's work, kept out of ``cli.py``.
+"""``event-pipeline export KEY OUT.zip``: the command's work, kept out of ``cli/``.
 
 Prints (through the CLI's printer) ``{"state": "SUCCESS", "export": {...}}``
 with the zip's path, size and sha256 (see :func:`writer.export_event`), or

@@ -1,7 +1,7 @@
 """The ``media`` asset's output: the objects an import stores for its event and the column values pointing at them.
 
 A :class:`MediaPlan` is made by :func:`~event_pipeline.media.prepare.prepare` and
-applied by the import's publish step (``importer.py``), in this order:
+applied by the import's publish step (``importer/publishing.py``), in this order:
 
 - :meth:`MediaPlan.ensure_stored`: every object is there (e.g. after a re-execution);
 - :meth:`MediaPlan.apply`: the stored URLs into the planned rows;

@@ -133,7 +133,7 @@ class Archive:
         if not self.odd_text and ODD_ESCAPE.search(raw):
             # Valid JSON can carry NUL and lone surrogates only as \u escapes (raw control characters
             # and encoded surrogates are refused by the parser and the UTF-8 decoder), so strings are
-            # checked for them only when such an escape occurs (dbsafe), not in every archive.
+            # checked for them only when such an escape occurs (read/storable.py), not in every archive.
             self.odd_text = True
         try:
             return raw.decode("utf-8-sig")
