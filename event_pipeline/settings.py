@@ -13,8 +13,6 @@ The README's settings table is generated from this class (:func:`markdown_table`
 from __future__ import annotations
 
 import functools
-import hashlib
-import logging
 import os
 from pathlib import Path
 
@@ -264,41 +262,16 @@ def base_url() -> str:
 
 def dagster_home() -> Path:
     """``DAGSTER_HOME``, else a project-local home that ``make dev`` uses too; its ``dagster.yaml`` kept
-    up to date (see :func:`install_instance_config`)."""
+    up to date (see :func:`event_pipeline.instance_config.install_instance_config`)."""
     configured = current().dagster_home
     path = configured if configured else data_dir() / "dagster_home"
     path.mkdir(parents=True, exist_ok=True)
     template = PROJECT_DIR / "dagster.yaml"
     if template.exists():
+        from event_pipeline.instance_config import install_instance_config
+
         install_instance_config(template, path / "dagster.yaml")
     return path
-
-
-def install_instance_config(template: Path, config: Path) -> None:
-    """Copy the project's ``dagster.yaml`` into the home, and again when the project's changes.
-
-    A copy this function wrote and nobody edited since is replaced by the new
-    template (an upgrade brings its run queue settings along); one an operator
-    edited is left alone, with a warning, since their settings win; a copy of another
-    variant the project ships next to it (``dagster.postgres.yaml``) is left alone quietly. What was
-    written last is remembered by its hash next to it.
-    """
-    wanted = template.read_bytes()
-    stamp = config.with_name(".dagster.yaml.written-sha256")
-    if config.exists():
-        current = config.read_bytes()
-        if current == wanted:
-            return
-        written = stamp.read_text().strip() if stamp.exists() else None
-        if any(current == variant.read_bytes() for variant in template.parent.glob("dagster.*.yaml")):
-            return  # the operator chose a variant the project ships (dagster.postgres.yaml): not an edit
-        if written != hashlib.sha256(current).hexdigest():
-            logging.getLogger("event_pipeline").warning(
-                "%s differs from the project's %s and was edited; leaving it as it is", config, template
-            )
-            return
-    config.write_bytes(wanted)
-    stamp.write_text(hashlib.sha256(wanted).hexdigest() + "\n")
 
 
 def example_archive() -> Path:

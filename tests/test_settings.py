@@ -10,10 +10,10 @@ import dagster as dg
 import pytest
 
 from event_pipeline import settings
+from event_pipeline.instance_config import install_instance_config
 from event_pipeline.media import FetchPolicy
 from event_pipeline.read.archive import Limits
 from event_pipeline.resources import DatabaseResource, MediaStorageResource
-from event_pipeline.settings import install_instance_config
 
 
 def test_instance_config_is_installed_updated_and_edits_are_kept(tmp_path, caplog):
