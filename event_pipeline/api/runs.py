@@ -57,9 +57,17 @@ def submit(instance: dg.DagsterInstance, key: str, path: str, user: str) -> str:
         return graphql_client().submit_job_execution(IMPORT_JOB, run_config=run_config, tags=tags)
     except DagsterGraphQLClientError as exc:
         detail = first_line(exc) or type(exc).__name__
-        raise ApiError(503, f"the Dagster webserver did not take the import: {detail}") from None
+        raise ApiError(
+            503,
+            "the Dagster webserver did not take the import (if it is still starting, retry in a few seconds): "
+            + detail,
+        ) from None
     except Exception as exc:  # connection refused, timeout: the webserver is not reachable
-        raise ApiError(503, f"the Dagster webserver is not reachable at {config.dagster_url()}: {exc}") from None
+        raise ApiError(
+            503,
+            f"the Dagster webserver is not reachable at {config.dagster_url()} (if it is still starting, retry in a "
+            f"few seconds): {exc}",
+        ) from None
 
 
 def unfinished_runs(instance: dg.DagsterInstance, user: str) -> int:

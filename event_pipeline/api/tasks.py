@@ -14,6 +14,7 @@ Dagster retried a run whose worker died).
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 import dagster as dg
@@ -156,9 +157,17 @@ def summary(record: dg.RunRecord, row: dict[str, Any] | None) -> dict[str, Any]:
         "key": run.tags.get("event_pipeline/key"),
         "state": state,
         "submitted_at": record.create_timestamp.isoformat(),
-        "started_at": row["started_at"].isoformat() if row and row.get("started_at") else None,
-        "finished_at": row["finished_at"].isoformat() if row and row.get("finished_at") else None,
+        "started_at": _utc_text(row.get("started_at") if row else None),
+        "finished_at": _utc_text(row.get("finished_at") if row else None),
         "event_id": row.get("event_id") if row else None,
         "archive_sha256": row.get("archive_sha256") if row else None,
         "error": row.get("error") if row else None,
     }
+
+
+def _utc_text(moment: Any) -> str | None:
+    """An ``import_jobs`` time as ISO 8601 with its offset: every stored time is UTC, and SQLite gives it
+    back without the zone."""
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
