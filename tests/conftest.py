@@ -25,7 +25,7 @@ import pytest
 import sqlalchemy as sa
 
 from event_pipeline import cli
-from event_pipeline.db import get_engine
+from event_pipeline.db import dispose_engines, get_engine
 
 PG_ADMIN = os.environ.get("EVENT_PIPELINE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REPO = Path(__file__).resolve().parents[1]
@@ -99,6 +99,14 @@ def db_url(request, tmp_path) -> str:
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     return f"{base}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(autouse=True)
+def _close_pools():
+    """After each test, its engines' pooled connections are closed: a worker of the parallel suite would
+    otherwise keep idle connections to every schema it used, and PostgreSQL serves ~100 in all."""
+    yield
+    dispose_engines()
 
 
 @pytest.fixture(autouse=True)
