@@ -312,7 +312,8 @@ def test_signal_during_the_import_closes_the_row_and_commits_nothing(db_url, tmp
         (["import", "--bogus"], "unrecognized arguments: --bogus"),
         (
             ["frobnicate"],
-            "argument command: invalid choice: 'frobnicate' (choose from 'import', 'validate', 'db', 'token')",
+            "argument command: invalid choice: 'frobnicate' "
+            "(choose from 'import', 'validate', 'export', 'db', 'token')",
         ),
         (["validate"], "the following arguments are required: path"),
         (["db"], "the following arguments are required: action"),

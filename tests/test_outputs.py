@@ -13,7 +13,7 @@ from conftest import BROKEN_SAMPLE, sample
 
 from event_pipeline import bulk
 from event_pipeline.db import get_engine
-from event_pipeline.importer import plan_all, publish_step, validate_archive
+from event_pipeline.importer import plan_all, publish_step, validate_archive, whole
 from event_pipeline.model.catalog import BY_NAME
 from event_pipeline.problems import ImportFailed, Problem
 
@@ -57,7 +57,7 @@ def test_nothing_stays_frozen_after_an_import(tmp_path, monkeypatch):
     path = tmp_path / "drop" / "OTS16-bulk.zip"
     path.parent.mkdir()
     shutil.copy(sample("OTS16"), path)
-    monkeypatch.setattr(bulk, "plan_all", _failing)  # a failure after validation, before publishing
+    monkeypatch.setattr(whole, "plan_all", _failing)  # a failure after validation, before publishing
     with pytest.raises(dg.Failure):
         bulk.import_one_archive(engine, "bulk", str(path), "job-1")
     assert gc.get_freeze_count() == 0

@@ -20,7 +20,11 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column("events", sa.Column("archive_format", sa.JSON(), nullable=True))
+    # A database adopted by the baseline (made before Alembic) already got every column of the
+    # current schema, this one included.
+    columns = {c["name"] for c in sa.inspect(op.get_bind()).get_columns("events")}
+    if "archive_format" not in columns:
+        op.add_column("events", sa.Column("archive_format", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
