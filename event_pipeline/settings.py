@@ -50,8 +50,10 @@ class Settings(BaseSettings):
         json_schema_extra={"shown_default": "`data/` in a checkout, else `$XDG_DATA_HOME/event-pipeline`"},
     )
     base_url: str = Field("http://localhost:8080", description="base of the event URL in the result")
-    ui_url: str = Field(
-        "http://127.0.0.1:3000", description="base URL of the Dagster UI (`make dev`), for the run link in mails"
+    ui_url: str | None = Field(
+        None,
+        description="base URL of the Dagster UI, for the run link in mails",
+        json_schema_extra={"shown_default": "`http://<EVENT_PIPELINE_UI_HOST>:<EVENT_PIPELINE_UI_PORT>`"},
     )
     dagster_home: Path | None = Field(
         None,
