@@ -13,9 +13,11 @@ import io
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import dagster as dg
@@ -434,3 +436,18 @@ def test_an_unusable_database_url_is_refused_before_anything_runs(tmp_path):
             "key": "OTS16",
         }
     assert _runs() == []
+
+
+def test_the_sqlite_file_alone_holds_the_import_once_the_command_ends(tmp_path):
+    """The console script leaves no write-ahead log behind: a user who copies ``events.db`` (a backup, a
+    hand-over) copies the imported event, not an empty schema."""
+    target = tmp_path / "events.db"
+    done = _cli("import", str(sample("OTS16")), "--database-url", f"sqlite:///{target}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not (tmp_path / "events.db-wal").exists() or (tmp_path / "events.db-wal").stat().st_size == 0
+    copy = tmp_path / "copy.db"
+    copy.write_bytes(target.read_bytes())  # the file only, as cp would
+    with zipfile.ZipFile(sample("OTS16")) as archive:
+        sessions = json.loads(archive.read("sessions"))
+    with sqlite3.connect(copy) as conn:
+        assert conn.execute("select count(*) from sessions").fetchone() == (len(sessions),)

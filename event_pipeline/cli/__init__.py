@@ -30,6 +30,7 @@ from event_pipeline.cli.commands import run_db_upgrade, run_export, run_token
 from event_pipeline.cli.importing import run_import
 from event_pipeline.cli.output import emit, failure
 from event_pipeline.cli.validating import run_validate, validation
+from event_pipeline.db import dispose_engines
 from event_pipeline.problems import Problem, first_line
 from event_pipeline.redact import mask
 
@@ -140,11 +141,16 @@ def run() -> None:
     outputs) whose one-by-one deallocation at interpreter exit took ~4 s at
     100k sessions, longer than some whole imports. Everything that matters is
     done by now (the transaction committed, the instance closed); output and
-    log handlers are flushed, then the process ends at once, as mypy does.
+    log handlers are flushed, the database connections closed, then the process ends at once, as mypy
+    does.
     """
     signals.install()
     code = main()
     signals.defer_stops()
+    # os._exit closes no connection: closing them here lets SQLite fold its write-ahead log into the
+    # database file (the last connection's checkpoint), so a copy of the .db file alone holds the import.
+    with contextlib.suppress(Exception):
+        dispose_engines()
     with contextlib.suppress(Exception):
         logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
