@@ -15,6 +15,7 @@ import os
 import shutil
 import uuid
 import zipfile
+from collections import Counter
 
 import dagster as dg
 import psycopg
@@ -245,3 +246,97 @@ def test_import_result_shows_its_import_jobs_row(stack, imported):
     assert job["run_id"] == child["runId"] and job["state"] == "SUCCESS" and job["key"] == KEY
     assert job["event_id"] == str(scalar(stack["url"], "select id from events"))
     assert "path" not in meta
+
+
+# --- in a real browser -----------------------------------------------------------------------
+
+SCREENSHOTS = REPO / "data" / "screenshots"  # CI keeps data/ as artifacts; docs/images has the README's copies
+
+
+def dialog_rows(text: str, title: str) -> list[list[str]]:
+    """The rows of the table under the heading ``title (n)`` in a markdown dialog's text (header left out)."""
+    lines = text.splitlines()
+    [start] = [i for i, line in enumerate(lines) if line.startswith(f"{title} (")]
+    count = int(lines[start].rsplit("(", 1)[1].rstrip(")"))
+    return [line.split("\t") for line in lines[start + 2 : start + 2 + count]]
+
+
+def show_markdown(page, label: str, content: str = "table") -> str:
+    """Open the "[Show Markdown]" of the metadata row ``label``; once the dialog shows ``content`` (a CSS
+    selector: the markdown renders after the dialog opens), return the dialog's text."""
+    page.get_by_role("row").filter(has_text=label).get_by_text("[Show Markdown]").click()
+    dialog = page.get_by_role("dialog")
+    dialog.locator(content).first.wait_for()
+    return dialog.inner_text()
+
+
+def test_browser_shows_the_chain_the_warnings_and_the_schedule_report(stack, imported):
+    """Chromium on the webserver, as a user clicks: the import graph, a model's warnings, the report."""
+    params = {
+        "selector": {
+            **stack["selector"],
+            "pipelineName": "__ASSET_JOB",
+            "assetSelection": [{"path": ["schedule_report"]}],
+        },
+        "runConfigData": {},
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": KEY}]},
+        "mode": "default",
+    }
+    launched = graphql(stack["port"], LAUNCH, {"params": params})["launchPipelineExecution"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    [report_run] = wait_for(lambda: finished_runs(stack, run_id=launched["run"]["runId"]) or None, 120, "the report")
+    assert report_run["status"] == "SUCCESS", stack["logs"]()
+
+    from browser import page as browser_page
+
+    db = "sqlite" if stack["url"].startswith("sqlite") else "postgresql"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    base = f"http://127.0.0.1:{stack['port']}"
+    location = f"{stack['repo']['name']}@{stack['selector']['repositoryLocationName']}"
+    with browser_page(scale=2) as page:
+        # The asset group's graph: the chain, left to right in the reference import order, on one line.
+        page.goto(f"{base}/locations/{location}/asset-groups/event_import")
+        page.get_by_role("button", name="Skip").click()  # Dagster's newsletter prompt on a fresh browser
+        labels = [page.get_by_text(name, exact=True) for name in CHAIN]
+        for label in labels:
+            label.wait_for()
+        boxes = [label.bounding_box() for label in labels]
+        assert [round(b["y"]) for b in boxes] == [round(boxes[0]["y"])] * len(CHAIN)
+        assert [b["x"] for b in boxes] == sorted(b["x"] for b in boxes)
+        left, top = boxes[0]["x"] - 60, boxes[0]["y"] - 60  # the chain's strip, its nodes' frames and edges
+        clip = {"x": left, "y": top, "width": boxes[-1]["x"] + boxes[-1]["width"] + 130 - left, "height": 130}
+        page.screenshot(path=SCREENSHOTS / f"{db}-graph.png", clip=clip)
+
+    with browser_page() as page:
+        # A model's page, its materialization's warnings: those import_jobs keeps for sessions, in order.
+        page.goto(f"{base}/assets/sessions?view=events&partition={KEY}")
+        text = show_markdown(page, "warnings_table")
+        [stored] = rows(stack["url"], "select warnings from import_jobs")[0]
+        stored = json.loads(stored) if isinstance(stored, str) else stored
+        mine = [w for w in stored if w["file"] in BY_NAME["sessions"].files][:20]
+        shown = [line.split("\t") for line in text.splitlines() if line.count("\t") == 3][1:]  # header left out
+        assert shown == [[w["file"], w["record_id"] or "", w["field"] or "", w["message"]] for w in mine]
+        page.screenshot(path=SCREENSHOTS / f"{db}-asset-warnings.png")
+
+        # The schedule report: sessions per room as the archive's sessions and microlocations give them.
+        page.goto(f"{base}/assets/schedule_report?view=events&partition={KEY}")
+        text = show_markdown(page, "report")
+        rooms = {str(m["id"]): m["name"].strip() for m in archive_json("microlocations")}  # HTML drops the end space
+        per_room = Counter(rooms[str(s["microlocation"]["id"])] for s in archive_json("sessions"))
+        assert {r[0]: int(r[1]) for r in dialog_rows(text, "Sessions per room")} == per_room
+        assert archive_json("event")["name"] in text
+        page.screenshot(path=SCREENSHOTS / f"{db}-schedule-report.png")
+        page.get_by_role("dialog").get_by_role("button", name="Close").click()
+        show_markdown(page, "plot", "img[alt='sessions per day']")
+        plot = page.get_by_role("dialog").get_by_role("img", name="sessions per day")
+        assert plot.evaluate("img => img.complete && img.naturalWidth") > 0  # the PNG decodes
+        page.screenshot(path=SCREENSHOTS / f"{db}-schedule-plot.png")
+
+        # The launchpad of import_file: the one config field, pre-filled with an example path to replace.
+        page.goto(f"{base}/locations/{location}/jobs/import_file/playground")
+        editor = page.locator(".CodeMirror").first
+        editor.wait_for()
+        page.get_by_text("import_file_op", exact=False).first.wait_for()
+        config = editor.inner_text()
+        assert "import_file_op" in config and "path:" in config and ".zip" in config, config
+        page.screenshot(path=SCREENSHOTS / f"{db}-launchpad.png")
