@@ -74,7 +74,7 @@ def on_success(engine: Engine, run: dg.DagsterRun, logger: logging.Logger | Any)
         return None
     message = notify.success_message(job)
     if _unchanged(job):  # the uploader asked for this import and still hears how it went
-        logger.info(f"{job['key']}: archive unchanged since the last import; no notification")
+        logger.info(f"{job['key']}: archive unchanged since the last import; only its uploader (if any) is notified")
         _notify(message, run, logger, ops=False)
         return None
     _notify(message, run, logger)
