@@ -6,6 +6,7 @@ never fail, when the schedule has conflicts: they are the organiser's to fix.
 """
 
 import base64
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import sqlalchemy as sa
@@ -14,9 +15,12 @@ from event_pipeline import settings
 from event_pipeline.assets.common import ARCHIVES
 from event_pipeline.assets.result import import_result
 from event_pipeline.model.schema import events
-from event_pipeline.report.render import markdown, plot_png, table
-from event_pipeline.report.schedule import ScheduleReport, schedule_report
 from event_pipeline.resources import DatabaseResource
+
+if TYPE_CHECKING:
+    from event_pipeline.report.schedule import ScheduleReport
+# The report modules (pandas, matplotlib) are imported when the report runs: pandas alone took ~0.45 s of
+# every CLI import's start-up, which loads these definitions but never runs the report (BENCHMARKS.md).
 
 REPORTS_GROUP = "reports"
 _CHECKS = {
@@ -25,7 +29,9 @@ _CHECKS = {
 }
 
 
-def _check_results(report: ScheduleReport) -> list[dg.AssetCheckResult]:
+def _check_results(report: "ScheduleReport") -> list[dg.AssetCheckResult]:
+    from event_pipeline.report.render import table
+
     results = []
     for name, (attribute, what) in _CHECKS.items():
         frame = getattr(report, attribute)
@@ -52,6 +58,9 @@ def _check_results(report: ScheduleReport) -> list[dg.AssetCheckResult]:
 def schedule_report_asset(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
     """The imported event's schedule: sessions per day, room and track; speakers in two sessions at once,
     rooms booked twice, sessions outside the event's dates or without speakers (pandas over the tables)."""
+    from event_pipeline.report.render import markdown, plot_png
+    from event_pipeline.report.schedule import schedule_report
+
     key = context.partition_key
     with database.engine().connect() as conn:
         event_id = conn.execute(sa.select(events.c.id).where(events.c.import_key == key)).scalar_one_or_none()
