@@ -268,11 +268,10 @@ def dagster_home() -> Path:
     configured = current().dagster_home
     path = configured if configured else data_dir() / "dagster_home"
     path.mkdir(parents=True, exist_ok=True)
-    template = PROJECT_DIR / "dagster.yaml"
-    if template.exists():
-        from event_pipeline.instance_config import install_instance_config
+    from event_pipeline.instance_config import install_instance_config
 
-        install_instance_config(template, path / "dagster.yaml")
+    # The package's copy (the checkout's root dagster.yaml links to it), so an installed wheel has it too.
+    install_instance_config(PACKAGE_DIR / "dagster.yaml", path / "dagster.yaml")
     return path
 
 

@@ -4,7 +4,11 @@ project's, unless an operator edited it."""
 from __future__ import annotations
 
 import logging
+import os
 import re
+import subprocess
+import sys
+import zipfile
 
 import dagster as dg
 import pytest
@@ -52,6 +56,35 @@ def test_a_home_on_the_postgres_variant_is_not_called_edited(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="event_pipeline"):
         install_instance_config(template, config)
     assert "was edited; leaving it as it is" in caplog.text
+
+
+def test_an_installed_wheel_creates_its_data_home_with_the_projects_instance_settings(tmp_path):
+    """Built and installed as a user would (no checkout beside it): the wheel carries both instance files, and
+    the first command makes ``$XDG_DATA_HOME/event-pipeline/dagster_home/dagster.yaml`` equal to the repo's."""
+    repo = settings.PROJECT_DIR
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", tmp_path, repo],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    [wheel] = tmp_path.glob("event_pipeline-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        for name in ("dagster.yaml", "dagster.postgres.yaml"):
+            assert archive.read(f"event_pipeline/{name}") == (repo / name).read_bytes()  # the root links to it
+        archive.extractall(tmp_path / "site")  # what pip puts in site-packages
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EVENT_PIPELINE_", "DAGSTER_"))}
+    env.update(PYTHONPATH=str(tmp_path / "site"), XDG_DATA_HOME=str(tmp_path / "xdg"))
+    probe = "import event_pipeline.settings as s; print(s.PACKAGE_DIR); print(s.dagster_home())"
+    ran = subprocess.run([sys.executable, "-c", probe], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    package, home = ran.stdout.split()
+    assert package == str(tmp_path / "site" / "event_pipeline")  # the installed copy, not the checkout
+    assert home == str(tmp_path / "xdg" / "event-pipeline" / "dagster_home")
+    assert (tmp_path / "xdg" / "event-pipeline" / "dagster_home" / "dagster.yaml").read_bytes() == (
+        repo / "dagster.yaml"
+    ).read_bytes()
 
 
 def test_a_home_from_before_the_stamp_is_left_alone_unless_identical(tmp_path):
