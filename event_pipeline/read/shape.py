@@ -58,32 +58,57 @@ class FileShape:
         # that target differs keeps its own under ``inline_records``.
         self.inline: dict[str, dict[str, dict]] = {}
         self.inline_records: dict[str, dict[str, dict[str, dict]]] = {}
+        # What :meth:`see` worked out once per signature (keys and value types of a record or object).
+        self._plans: dict[tuple, tuple[list[tuple[str, str]], list[str]]] = {}
+        self._member_signatures: set[tuple] = set()
+        self._first_objects: dict[str, dict[int | str, dict]] = {}  # per key, per raw id: the first object
 
     def see(self, raw: dict[str, Any], source_id: str) -> None:
-        """Observe one raw record (after JSON:API flattening, before any mapping)."""
-        types = self.types
-        for key, value in raw.items():
-            kind = type(value).__name__
-            seen = types.get(key)
-            if seen is None:
-                types[key] = {kind}
-            elif kind not in seen:
-                seen.add(kind)
-            if kind != "NoneType" and self.first_kind.setdefault(key, kind) != kind:
-                self.other_kinds.setdefault(key, {})[source_id] = kind  # ``1`` here, ``{"id": 1}`` there
-            if kind == "dict":
+        """Observe one raw record (after JSON:API flattening, before any mapping).
+
+        Records of one file mostly share their keys and value types: what a (keys, types) signature
+        adds to ``types`` and ``first_kind`` is worked out once per signature, and a record then costs
+        only the keys whose kind differs from their first one and its objects and lists."""
+        layout = tuple(raw)
+        signature = (layout, tuple(map(type, raw.values())))
+        plan = self._plans.get(signature)
+        if plan is None:
+            plan = self._plans[signature] = self._plan(raw)
+        differing, nested = plan
+        for key, kind in differing:
+            self.other_kinds.setdefault(key, {})[source_id] = kind  # ``1`` here, ``{"id": 1}`` there
+        for key in nested:
+            value = raw[key]
+            if isinstance(value, dict):
                 self._members(key, value)
                 self._inline(key, source_id, value)
-            elif kind == "list":
-                for item in value:
-                    if isinstance(item, dict):
-                        self._members(key, item)
-                        self._inline(key, source_id, item)
-                    else:  # a list of ids: their types under the member name "[]"
-                        self.members.setdefault(key, {}).setdefault("[]", set()).add(type(item).__name__)
-        self.layouts.setdefault(tuple(raw), []).append(source_id)
+                continue
+            for item in value:
+                if isinstance(item, dict):
+                    self._members(key, item)
+                    self._inline(key, source_id, item)
+                else:  # a list of ids: their types under the member name "[]"
+                    self.members.setdefault(key, {}).setdefault("[]", set()).add(type(item).__name__)
+        self.layouts.setdefault(layout, []).append(source_id)
+
+    def _plan(self, raw: dict[str, Any]) -> tuple[list[tuple[str, str]], list[str]]:
+        """For a new signature: record its keys' types (and first kinds); return the keys whose kind is
+        not their first one (with the kind), and the keys holding an object or a list."""
+        differing, nested = [], []
+        for key, value in raw.items():
+            kind = type(value).__name__
+            self.types.setdefault(key, set()).add(kind)
+            if kind != "NoneType" and self.first_kind.setdefault(key, kind) != kind:
+                differing.append((key, kind))
+            if kind in ("dict", "list"):
+                nested.append(key)
+        return differing, nested
 
     def _members(self, key: str, value: dict) -> None:
+        signature = (key, tuple(value), tuple(map(type, value.values())))
+        if signature in self._member_signatures:
+            return
+        self._member_signatures.add(signature)
         members = self.members.setdefault(key, {})
         for name, item in value.items():
             members.setdefault(name, set()).add(type(item).__name__)
@@ -92,10 +117,16 @@ class FileShape:
         target = value.get("id")
         if not isinstance(target, (int, str)) or isinstance(target, bool) or len(value) < 2:
             return
+        firsts = self._first_objects.setdefault(key, {})
+        if firsts.get(target) == value:
+            return  # the very object the first record gave for this target (the common case): nothing to keep
         members = {k: (None if k == "id" else v) for k, v in value.items()}  # the id's place kept, not its value
-        first = self.inline.setdefault(key, {}).setdefault(str(target).strip(), members)
-        if first != members:
-            self.inline_records.setdefault(key, {}).setdefault(source_id, {})[str(target).strip()] = members
+        target_id = str(target).strip()
+        first = self.inline.setdefault(key, {}).setdefault(target_id, members)
+        if first is members:
+            firsts[target] = value
+        elif first != members:
+            self.inline_records.setdefault(key, {}).setdefault(source_id, {})[target_id] = members
 
     def as_json(
         self, member: str | None, envelope: Any, omitted: dict[str, dict[str, list[str]]], inline: dict[str, Any]
