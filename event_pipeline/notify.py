@@ -52,11 +52,9 @@ def _listing(title: str, problems: list[dict[str, Any]]) -> list[str]:
 
 
 def run_url(run_id: str) -> str:
-    """The run's page in the Dagster UI (``EVENT_PIPELINE_UI_URL``, else the webserver's own host and port,
-    as ``make serve`` and ``make dev`` start it); a bulk import's row id ``<run id>/<index>`` links to its bulk run."""
-    current = settings.current()
-    base = current.ui_url or f"http://{current.ui_host}:{current.ui_port}"
-    return f"{base.rstrip('/')}/runs/{run_id.split('/', 1)[0]}"
+    """The run's page in the Dagster UI (:func:`event_pipeline.settings.ui_url`); a bulk import's row id
+    ``<run id>/<index>`` links to its bulk run."""
+    return f"{settings.ui_url()}/runs/{run_id.split('/', 1)[0]}"
 
 
 def _event_link(url: str | None) -> list[str]:

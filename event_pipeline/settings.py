@@ -262,6 +262,13 @@ def base_url() -> str:
     return current().base_url.rstrip("/")
 
 
+def ui_url() -> str:
+    """``EVENT_PIPELINE_UI_URL`` without a trailing slash, else the address the webserver listens on
+    (``EVENT_PIPELINE_UI_HOST`` and ``EVENT_PIPELINE_UI_PORT``, as ``make serve`` and ``make dev`` start it)."""
+    configured = current()
+    return (configured.ui_url or f"http://{configured.ui_host}:{configured.ui_port}").rstrip("/")
+
+
 def dagster_home() -> Path:
     """``DAGSTER_HOME``, else a project-local home that ``make dev`` uses too; its ``dagster.yaml`` kept
     up to date (see :func:`event_pipeline.instance_config.install_instance_config`)."""

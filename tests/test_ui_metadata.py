@@ -21,6 +21,7 @@ import dagster as dg
 import psycopg
 import pytest
 import sqlalchemy as sa
+from browser import page as browser_page
 from conftest import REFERENCE_ORDER, REPO, rows, sample, scalar
 from processes import BIN, free_port, graphql, process, tail, wait_for
 
@@ -138,8 +139,14 @@ def stack(request, tmp_path_factory):
     get_engine.cache_clear()
 
 
-def launch(stack, job: str, run_config: dict) -> str:
-    params = {"selector": {**stack["selector"], "pipelineName": job}, "runConfigData": run_config, "mode": "default"}
+def launch(stack, job: str, run_config: dict, assets: list[str] | None = None, partition: str | None = None) -> str:
+    """Launch ``job`` as the UI does (``assets``: the asset job's selection; ``partition``: its tag); the run id."""
+    selector = {**stack["selector"], "pipelineName": job}
+    if assets:
+        selector["assetSelection"] = [{"path": [name]} for name in assets]
+    params = {"selector": selector, "runConfigData": run_config, "mode": "default"}
+    if partition:
+        params["executionMetadata"] = {"tags": [{"key": "dagster/partition", "value": partition}]}
     launched = graphql(stack["port"], LAUNCH, {"params": params})["launchPipelineExecution"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     return launched["run"]["runId"]
@@ -272,22 +279,9 @@ def show_markdown(page, label: str, content: str = "table") -> str:
 
 def test_browser_shows_the_chain_the_warnings_and_the_schedule_report(stack, imported):
     """Chromium on the webserver, as a user clicks: the import graph, a model's warnings, the report."""
-    params = {
-        "selector": {
-            **stack["selector"],
-            "pipelineName": "__ASSET_JOB",
-            "assetSelection": [{"path": ["schedule_report"]}],
-        },
-        "runConfigData": {},
-        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": KEY}]},
-        "mode": "default",
-    }
-    launched = graphql(stack["port"], LAUNCH, {"params": params})["launchPipelineExecution"]
-    assert launched["__typename"] == "LaunchRunSuccess", launched
-    [report_run] = wait_for(lambda: finished_runs(stack, run_id=launched["run"]["runId"]) or None, 120, "the report")
+    run_id = launch(stack, "__ASSET_JOB", {}, assets=["schedule_report"], partition=KEY)  # its "Materialize"
+    [report_run] = wait_for(lambda: finished_runs(stack, run_id=run_id) or None, 120, "the report")
     assert report_run["status"] == "SUCCESS", stack["logs"]()
-
-    from browser import page as browser_page
 
     db = "sqlite" if stack["url"].startswith("sqlite") else "postgresql"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

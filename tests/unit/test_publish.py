@@ -42,7 +42,7 @@ def test_a_failure_names_its_first_error_and_how_many_more():
 
 def test_kinds_beyond_the_listed_ones_are_summed_as_one_entry(monkeypatch):
     monkeypatch.setenv("EVENT_PIPELINE_MAX_PROBLEMS_LISTED", "1")
-    # 60 kinds: each message differs in a word, which the kind keeps
+    # 60 kinds: one message, each in a file of its own (a kind is the file and the message's shape)
     warnings = [Problem(f"file{chr(97 + i % 26)}{i // 26}", None, None, "odd") for i in range(60)]
     kinds = result.listed(warnings=warnings)["warning_kinds"]
     assert len(kinds) == result.KINDS_LISTED + 1 and kinds["(10 other kinds)"] == 10
