@@ -38,6 +38,7 @@ differ from their file's common key set.
 from __future__ import annotations
 
 import json
+import operator
 from typing import Any
 
 VERSION = 1
@@ -58,8 +59,10 @@ class FileShape:
         # that target differs keeps its own under ``inline_records``.
         self.inline: dict[str, dict[str, dict]] = {}
         self.inline_records: dict[str, dict[str, dict[str, dict]]] = {}
-        # What :meth:`see` worked out once per signature (keys and value types of a record or object).
-        self._plans: dict[tuple, tuple[list[tuple[str, str]], list[str]]] = {}
+        # What :meth:`see` worked out once per signature (keys and value types of a record or object):
+        # the keys whose kind is not their first, the keys holding objects or lists, and the record ids
+        # of the signature's layout (its list in ``layouts``, found without hashing the layout again).
+        self._plans: dict[tuple, tuple[list[tuple[str, str]], list[str], list[str]]] = {}
         self._member_signatures: set[tuple] = set()
         self._first_objects: dict[str, dict[int | str, dict]] = {}  # per key, per raw id: the first object
 
@@ -68,32 +71,32 @@ class FileShape:
 
         Records of one file mostly share their keys and value types: what a (keys, types) signature
         adds to ``types`` and ``first_kind`` is worked out once per signature, and a record then costs
-        only the keys whose kind differs from their first one and its objects and lists."""
-        layout = tuple(raw)
-        signature = (layout, tuple(map(type, raw.values())))
+        only the keys whose kind differs from their first one and its objects and lists; an object
+        equal to the first one given for its target, member for member and type for type (a session's
+        ``track`` repeated in every session of the track), costs one comparison."""
+        signature = (tuple(raw), tuple(map(type, raw.values())))
         plan = self._plans.get(signature)
         if plan is None:
-            plan = self._plans[signature] = self._plan(raw)
-        differing, nested = plan
+            plan = self._plans[signature] = self._plan(raw, signature[0])
+        differing, nested, ids = plan
         for key, kind in differing:
             self.other_kinds.setdefault(key, {})[source_id] = kind  # ``1`` here, ``{"id": 1}`` there
         for key in nested:
             value = raw[key]
             if isinstance(value, dict):
-                self._members(key, value)
-                self._inline(key, source_id, value)
+                self._object(key, source_id, value)
                 continue
             for item in value:
                 if isinstance(item, dict):
-                    self._members(key, item)
-                    self._inline(key, source_id, item)
+                    self._object(key, source_id, item)
                 else:  # a list of ids: their types under the member name "[]"
                     self.members.setdefault(key, {}).setdefault("[]", set()).add(type(item).__name__)
-        self.layouts.setdefault(layout, []).append(source_id)
+        ids.append(source_id)
 
-    def _plan(self, raw: dict[str, Any]) -> tuple[list[tuple[str, str]], list[str]]:
+    def _plan(self, raw: dict[str, Any], layout: tuple) -> tuple[list[tuple[str, str]], list[str], list[str]]:
         """For a new signature: record its keys' types (and first kinds); return the keys whose kind is
-        not their first one (with the kind), and the keys holding an object or a list."""
+        not their first one (with the kind), the keys holding an object or a list, and the list of record
+        ids of the layout."""
         differing, nested = [], []
         for key, value in raw.items():
             kind = type(value).__name__
@@ -102,7 +105,18 @@ class FileShape:
                 differing.append((key, kind))
             if kind in ("dict", "list"):
                 nested.append(key)
-        return differing, nested
+        return differing, nested, self.layouts.setdefault(layout, [])
+
+    def _object(self, key: str, source_id: str, value: dict) -> None:
+        """One object value (a reference ``{"id": 5, "name": ...}``): its members' types, and what it
+        says of its target."""
+        target = value.get("id")
+        if type(target) is int or type(target) is str:  # the usual ids (a bool is no id; floats rare)
+            first = self._first_objects.get(key, {}).get(target)
+            if first is not None and first == value and _same_types(first, value):
+                return  # the object the first record gave for this target: its members and types are known
+        self._members(key, value)
+        self._inline(key, source_id, value)
 
     def _members(self, key: str, value: dict) -> None:
         signature = (key, tuple(value), tuple(map(type, value.values())))
@@ -120,13 +134,14 @@ class FileShape:
         firsts = self._first_objects.setdefault(key, {})
         if firsts.get(target) == value:
             return  # the very object the first record gave for this target (the common case): nothing to keep
-        members = {k: (None if k == "id" else v) for k, v in value.items()}  # the id's place kept, not its value
         target_id = str(target).strip()
-        first = self.inline.setdefault(key, {}).setdefault(target_id, members)
-        if first is members:
+        # The first object for a target is kept as given (not copied: it is one per target); the id's
+        # place, not its value, is what the shape keeps of it (see :func:`_without_id`).
+        first = self.inline.setdefault(key, {}).setdefault(target_id, value)
+        if first is value:
             firsts[target] = value
-        elif first != members:
-            self.inline_records.setdefault(key, {}).setdefault(source_id, {})[target_id] = members
+        elif _without_id(first) != _without_id(value):
+            self.inline_records.setdefault(key, {}).setdefault(source_id, {})[target_id] = _without_id(value)
 
     def as_json(
         self, member: str | None, envelope: Any, omitted: dict[str, dict[str, list[str]]], inline: dict[str, Any]
@@ -147,9 +162,20 @@ class FileShape:
             "omitted": omitted,
             "first_kind": self.first_kind,
             "other_kinds": self.other_kinds,
-            "inline": inline,
+            "inline": {k: {t: _without_id(m) for t, m in by_target.items()} for k, by_target in inline.items()},
             "inline_records": self.inline_records,
         }
+
+
+def _same_types(first: dict, value: dict) -> bool:
+    """Whether two equal objects have the same keys in the same order with values of the same types
+    (``==`` takes ``1``, ``1.0`` and ``true`` for one value; the shape tells them apart)."""
+    return tuple(first) == tuple(value) and all(map(operator.is_, map(type, first.values()), map(type, value.values())))
+
+
+def _without_id(members: dict) -> dict:
+    """An object as the shape keeps it: the id's place, not its value (the target's id gives that)."""
+    return {k: (None if k == "id" else v) for k, v in members.items()}
 
 
 def envelope_of(document: Any, wrapper_names: set[str], fold) -> Any:
@@ -256,18 +282,31 @@ def _unreproducible(normaliser: Any, spec: Any, out: Any, fold) -> dict[str, dic
             continue
         target_spec = BY_NAME[ref.target]
         records = {r.source_id: r for r in out.records.get(ref.target, [])}
+        columns: dict[str, str] = {}  # member -> the target's field it names (folded, aliases mapped)
         for target_id, members in by_target.items():
             record = records.get(target_id)
             if record is None or not all(
-                member == "id" or _same(value, record, target_spec, member, fold) for member, value in members.items()
+                member == "id"
+                or _same(
+                    value,
+                    record,
+                    columns.get(member) or columns.setdefault(member, _field(target_spec, member, fold)),
+                    member,
+                )
+                for member, value in members.items()
             ):
                 kept.setdefault(key, {})[target_id] = members
     return kept
 
 
-def _same(value: Any, record: Any, spec: Any, member: str, fold) -> bool:
-    """Whether the export, writing ``member`` from the target record, gives ``value`` back."""
-    name = spec.aliases.get(fold(member), fold(member))
+def _field(spec: Any, member: str, fold) -> str:
+    folded = fold(member)
+    return spec.aliases.get(folded, folded)
+
+
+def _same(value: Any, record: Any, name: str, member: str) -> bool:
+    """Whether the export, writing ``member`` (the target's field ``name``) from the target record, gives
+    ``value`` back."""
     if name not in record.values:
         return record.extra.get(member, None) == value and member in record.extra
     column = record.values[name]
