@@ -1,37 +1,83 @@
-"""Benchmark the importer against the raw limit and the reference server's way (issue 6).
+"""Benchmark the importer: the figures of issue 14, and the older comparisons of issue 6.
 
-On the same synthetic archives (``scripts/generate_archive.py``) and the same
-database server, side by side, for each size N and each backend:
+On the same synthetic archives (``scripts/generate_archive.py``: kebab-case,
+data files without ``.json``, inline references) and the same database
+server, side by side, for each size N and each backend (PostgreSQL by
+default), all in one run:
 
-1. ``project``: ``event-pipeline import`` as a subprocess into a fresh
-   database (interpreter and Dagster start-up included); wall time, peak RSS
-   of that process (``os.wait4``), and the Dagster run's own duration and
-   per-step times (from the run storage of a throwaway ``DAGSTER_HOME``).
-2. ``raw``: the same rows, parsed from the archive's JSON here, written in
-   one transaction with ``COPY`` (PostgreSQL, psycopg 3 ``cursor.copy``) or
-   ``executemany`` (SQLite), into tables of the project's exact DDL
-   (``raw``) and into bare tables with the same columns and no keys,
-   indexes or constraints (``raw_bare``). Parse time is included and also
-   reported on its own.
-3. ``row_by_row``: the reference server's way (open-event-server,
+**The figures of issue 14** (the headline table, ``headline`` in the results):
+
+1. ``floor``: the least any importer has to do. Open the zip, inflate and
+   parse every JSON data member with ``orjson.loads`` (``parse_seconds``),
+   then write the same rows the raw loader below builds in one transaction,
+   with psycopg 3 ``cursor.copy`` (``COPY ... FROM STDIN``), into *plain*
+   tables: the project's columns with no keys, indexes or constraints
+   (``copy_seconds``; SQLite: ``executemany``). ``seconds`` is their sum.
+   Building the rows from the parsed documents is **not** in the floor: it
+   is timed on its own (``build_seconds``), as is the connection (opened
+   before the COPY clock starts; the tables are created before it too). The
+   garbage collector is off from the parse to the commit, as in the
+   importer.
+2. The **fixed cost**: a 10-session archive through the CLI into a fresh
+   database (``startup_fresh``), interleaved with ``python -c "import
+   dagster"`` (``import_dagster``) and ``python -c "import
+   event_pipeline.definitions"`` (``import_definitions``) on the same
+   interpreter, each through the same launcher; the ratio of the medians is
+   the figure, and the Dagster run's own time (run storage) says where the
+   rest goes.
+3. ``project``: ``python -m event_pipeline.cli import`` as a subprocess into
+   a fresh database: wall time, peak RSS of that very process
+   (``os.wait4``), the Dagster run's duration and per-step times (from the
+   run storage of a throwaway ``DAGSTER_HOME``). Reported as the time beyond
+   the fixed cost (``project - startup_fresh``) and its ratio to the floor.
+4. ``reimport_unchanged`` (same archive, same key; against the fixed cost)
+   and ``reimport_edited`` (the copy with 1% of the sessions edited, same
+   ids and key; against the full import), into the database the fresh import
+   of that repetition just filled.
+
+The headline table has a row per figure and a column per size (the
+10-session column is the fixed cost), each cell marked against the issue's
+goal (``GOAL_*`` below), and a ``holds`` column judged at 100k sessions (the
+memory goal at 100k and 1M): beyond the fixed cost <= 2x the floor, fixed
+cost <= 2.5x ``import dagster``, peak RSS < 512 MiB (up to 100k) and < 1 GiB
+(1M), unchanged re-import "≈ fixed cost", read as <= 1.25x it, and the 1%
+edit <= 0.25x the full import. Every figure is a median over the
+repetitions, of the same run.
+
+**The older comparisons** (skippable with ``--skip``):
+
+5. ``raw``: the rows parsed here with the stdlib ``json`` (parse time
+   included and also reported on its own), written in one transaction with
+   ``COPY`` / ``executemany`` into tables of the project's exact DDL; and
+   ``raw_bare``, the same into the plain tables (``--skip raw,bare``).
+6. ``row_by_row``: the reference server's way (open-event-server,
    ``import_helpers.create_service_from_json``): one INSERT and one COMMIT
    per record, sessions together with their speaker links. Measured in full
    up to ``--rbr-limit`` sessions; above that it is measured on the
    ``--rbr-limit`` archive and extrapolated linearly by row count (marked
-   ``extrapolated`` in the results).
-4. ``reimport_unchanged`` (same archive, same key) and ``reimport_edited``
-   (the copy with 1% of the sessions edited, same ids, ``--key`` the same)
-   into the database the fresh import of that repetition just filled.
+   ``extrapolated``) (``--skip rbr``).
 
-Plus ``startup``: fresh import and unchanged re-import of a 10-session
-archive, the fixed cost of a CLI run (Python, Dagster, instance, run).
+Sizes in ``--once`` are measured with one repetition and only the figures of
+issue 14 (no raw, bare or row by row): that is how the 1M archive is run.
 
-Results: ``benchmarks/results.json`` (every measurement and the medians) and
-``benchmarks/benchmark.png`` (time against N, log-log); a Markdown summary is
-printed. ``--profile N`` also profiles one in-process import of N sessions on
-PostgreSQL with pyinstrument (``benchmarks/profile-<N>.txt``).
+What is benchmarked: the checkout this script lives in (or ``--ref``'s
+snapshot), imported by ``--python``'s interpreter (default: the checkout's
+``.venv``, else this interpreter) as ``python -m event_pipeline.cli`` with
+the checkout first on ``PYTHONPATH``; so another checkout's venv can be used
+without benchmarking that checkout's code. Media go to a throwaway data
+folder, never the checkout's ``data/``. A CLI process whose peak RSS passes
+``--max-rss-mib`` (default: half the machine's memory) is killed and counted
+as failed, so a runaway 1M import cannot take the machine down.
 
-    .venv/bin/python scripts/benchmark.py --sizes 1000,10000,100000 --repeat 3 --repeat-large 1 --profile 100000
+Results: ``benchmarks/results.json`` (every measurement, the medians and the
+headline figures with their goals) and ``benchmarks/benchmark.png`` (time
+against N, log-log, per backend; peak RSS against N with the 512 MiB and
+1 GiB lines); the headline table is printed as Markdown, then the older one.
+``--profile N`` also profiles one in-process import of N sessions on
+PostgreSQL with pyinstrument (``benchmarks/profile-<N>.txt``). Needs the
+``bench`` extra (orjson, pyinstrument) in the benchmarking interpreter.
+
+    .venv/bin/python scripts/benchmark.py --sizes 1000,10000,100000 --once 1000000 --repeat 3
 """
 
 from __future__ import annotations
@@ -59,17 +105,27 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT))  # this checkout's event_pipeline, whatever the venv has installed
 
 import generate_archive  # noqa: E402
 
 OUT_DIR = ROOT / "benchmarks"
-# What runs the importer: the installed command on the working tree, or (``--ref``)
-# ``python -m event_pipeline.cli`` on a snapshot of a git revision put first on PYTHONPATH.
-CLI_COMMAND = [str(ROOT / ".venv" / "bin" / "event-pipeline")]
+# What runs the importer: ``python -m event_pipeline.cli`` with SOURCE first on PYTHONPATH, SOURCE
+# being this checkout or (``--ref``) a snapshot of a git revision; PYTHON is ``--python``.
 SOURCE = ROOT
+PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
-TINY = 10  # sessions in the start-up baseline archive
+TINY = 10  # sessions in the start-up baseline archive: the fixed cost
 LARGE = 50_000  # sizes from here on use --repeat-large
+ISSUE_N = 100_000  # the archive the goals of issue 14 are stated for (and 1M for the memory goal)
+MIB = 1024 * 1024
+
+# Issue 14's goals, as the headline table checks them.
+GOAL_BEYOND_OVER_FLOOR = 2.0  # import time beyond the fixed cost <= 2x the floor
+GOAL_FIXED_OVER_DAGSTER = 2.5  # fixed cost <= 2.5x `python -c "import dagster"`
+GOAL_RSS_MIB = ((ISSUE_N, 512), (1_000_000, 1024))  # peak RSS < 512 MiB up to 100k, < 1 GiB up to 1M
+GOAL_UNCHANGED_OVER_FIXED = 1.25  # "≈ fixed cost", read as at most 25% over it
+GOAL_EDITED_OVER_FULL = 0.25  # 1% of sessions edited <= 0.25x a full import
 
 # Source keys the raw loaders map like the project's catalog does (folded key -> column).
 ALIASES = {
@@ -163,13 +219,60 @@ def archive_paths(n: int, workdir: Path, seed: int) -> tuple[Path, Path]:
     return plain, edited
 
 
+def data_members(zf: zipfile.ZipFile) -> list[str]:
+    """The archive's JSON data files: its top-level members (media live in folders)."""
+    return [name for name in zf.namelist() if "/" not in name and not name.endswith("/")]
+
+
 def read_documents(path: Path) -> dict[str, Any]:
+    """Every data member parsed with the stdlib ``json`` (the raw loaders of issue 6)."""
     with zipfile.ZipFile(path) as zf:
-        return {
-            name.removesuffix(".json"): json.loads(zf.read(name))
-            for name in zf.namelist()
-            if "/" not in name and not name.endswith("/")
-        }
+        return {name.removesuffix(".json"): json.loads(zf.read(name)) for name in data_members(zf)}
+
+
+def read_documents_orjson(path: Path) -> dict[str, Any]:
+    """Every data member inflated and parsed with ``orjson.loads``: the parse half of the floor."""
+    import orjson
+
+    with zipfile.ZipFile(path) as zf:
+        return {name.removesuffix(".json"): orjson.loads(zf.read(name)) for name in data_members(zf)}
+
+
+def archive_info(n: int, plain: Path) -> dict[str, Any]:
+    """Record counts of an archive (what ``build_rows`` makes of it), cached beside it.
+
+    Counted one member at a time, so a 1M archive is never held whole.
+    """
+    import orjson
+
+    cache = Path(f"{plain}.info.json")
+    if cache.exists():
+        return json.loads(cache.read_text())
+    counts: dict[str, int] = {}
+    links: set[tuple[int, int]] = set()
+    with zipfile.ZipFile(plain) as zf:
+        for name in data_members(zf):
+            doc = orjson.loads(zf.read(name))
+            file = name.removesuffix(".json")
+            if file == "event":
+                counts["social_links"] = len(doc.get("social-links", doc.get("social_links")) or [])
+            elif isinstance(doc, list):
+                counts[file] = len(doc)
+            if file == "sessions":
+                links.update((int(r["id"]), int(s["id"])) for r in doc for s in r.get("speakers") or [])
+            elif file == "speakers":
+                links.update((int(s["id"]), int(r["id"])) for r in doc for s in r.get("sessions") or [])
+            del doc
+    tables = 1 + sum(counts.get(file, 0) for file, _ in FILES)
+    info = {
+        "sessions": counts.get("sessions", 0),
+        "speakers": counts.get("speakers", 0),
+        "session_speakers": len(links),
+        "rows": tables + len(links),
+        "zip_bytes": plain.stat().st_size,
+    }
+    cache.write_text(json.dumps(info) + "\n")
+    return info
 
 
 # --------------------------------------------------------------------------- rows, as the raw loaders see them
@@ -319,6 +422,68 @@ def load_raw(backend: str, db: Database, archive: Path, columns: dict[str, list[
     }
 
 
+def load_floor(backend: str, db: Database, archive: Path, columns: dict[str, list[str]]) -> dict[str, Any]:
+    """Issue 14's floor: parse every data member with orjson, then COPY the rows into plain tables.
+
+    ``seconds`` = ``parse_seconds`` (open the zip, inflate and ``orjson.loads``
+    every data member) + ``copy_seconds`` (one transaction: a ``COPY ... FROM
+    STDIN`` per table with psycopg 3's ``write_row``, and the commit; SQLite:
+    ``executemany``). Not counted: creating the tables and connecting (before
+    the COPY clock) and building the rows from the documents (``build_seconds``,
+    reported on its own). GC off throughout, as in the importer.
+    """
+    create_tables(backend, db.url, bare=True)
+    gc.collect()
+    gc.disable()
+    try:
+        cpu = time.process_time()
+        start = time.perf_counter()
+        docs = read_documents_orjson(archive)
+        parsed = time.perf_counter()
+        parse_cpu = time.process_time() - cpu
+        rows = build_rows(docs, columns)
+        built = time.perf_counter()
+        del docs
+        if backend == "postgresql":
+            import psycopg
+
+            with psycopg.connect(pg_url(db.name)) as conn:
+                cpu = time.process_time()
+                copy_start = time.perf_counter()
+                with conn.cursor() as cur:
+                    for table in TABLE_ORDER:
+                        with cur.copy(f"COPY {table} ({', '.join(columns[table])}) FROM STDIN") as copy:
+                            for r in rows[table]:
+                                copy.write_row(r)
+                conn.commit()
+                copied = time.perf_counter()
+        else:
+            conn3 = sqlite3.connect(db.path, isolation_level=None)
+            conn3.execute("PRAGMA journal_mode=WAL")
+            cpu = time.process_time()
+            copy_start = time.perf_counter()
+            conn3.execute("BEGIN IMMEDIATE")
+            for table in TABLE_ORDER:
+                marks = ", ".join("?" * len(columns[table]))
+                conn3.executemany(f"INSERT INTO {table} ({', '.join(columns[table])}) VALUES ({marks})", rows[table])
+            conn3.execute("COMMIT")
+            copied = time.perf_counter()
+            conn3.close()
+        copy_cpu = time.process_time() - cpu
+        count = row_count(rows)
+        del rows
+    finally:
+        gc.enable()
+    return {
+        "seconds": (parsed - start) + (copied - copy_start),
+        "parse_seconds": parsed - start,
+        "copy_seconds": copied - copy_start,
+        "build_seconds": built - parsed,
+        "cpu_seconds": parse_cpu + copy_cpu,
+        "rows": count,
+    }
+
+
 def load_row_by_row(backend: str, db: Database, archive: Path, columns: dict[str, list[str]]) -> dict[str, Any]:
     """The reference server's way: per record one INSERT and one COMMIT, ids mapped as it goes.
 
@@ -389,7 +554,7 @@ def load_row_by_row(backend: str, db: Database, archive: Path, columns: dict[str
 
 def use_ref(ref: str, workdir: Path) -> str:
     """Benchmark a git revision instead of the working tree (which others may be editing)."""
-    global SOURCE, CLI_COMMAND
+    global SOURCE
     sha = subprocess.run(["git", "rev-parse", ref], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
     source = workdir / f"src-{sha[:12]}"
     if not (source / "event_pipeline").is_dir():
@@ -402,45 +567,87 @@ def use_ref(ref: str, workdir: Path) -> str:
         ).stdout
         subprocess.run(["tar", "-x", "-C", str(source)], input=tar, check=True)
     SOURCE = source
-    CLI_COMMAND = [sys.executable, "-m", "event_pipeline.cli"]
-    sys.path.insert(0, str(source))
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), os.environ.get("PYTHONPATH")]))
     return sha
+
+
+def use_source() -> None:
+    """SOURCE first on the path, here and (PYTHONPATH) in every process started from here."""
+    sys.path.insert(0, str(SOURCE))
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SOURCE), os.environ.get("PYTHONPATH")]))
+
+
+def cli_command() -> list[str]:
+    return [PYTHON, "-m", "event_pipeline.cli"]
 
 
 # Started by a small launcher, not by this (large) process: Linux carries the peak RSS of
 # the memory a process had before exec into its ru_maxrss, and a child forked from this
 # process would report this process's peak. The launcher is small; its child's is its own.
+# With a limit (KiB), a thread kills the child once its peak RSS (VmHWM) passes it.
 LAUNCHER = """
-import json, os, sys, time
-out, cmd = sys.argv[1], sys.argv[2:]
+import json, os, signal, sys, threading, time
+out, limit, cmd = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+killed = []
 start = time.perf_counter()
 pid = os.posix_spawn(cmd[0], cmd, os.environ)
+def watch(pidfd):
+    while True:
+        time.sleep(0.2)
+        try:
+            with open(f"/proc/{pid}/status") as fh:
+                hwm = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
+        except (OSError, StopIteration, ValueError):
+            return
+        if hwm > limit:
+            killed.append(hwm)
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            return
+if limit:
+    threading.Thread(target=watch, args=(os.pidfd_open(pid),), daemon=True).start()
 _, status, usage = os.wait4(pid, 0)
 seconds = time.perf_counter() - start
 with open(out, "w") as fh:
     json.dump({"seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime,
-               "rss_kib": usage.ru_maxrss, "exit": os.waitstatus_to_exitcode(status)}, fh)
+               "rss_kib": usage.ru_maxrss, "exit": os.waitstatus_to_exitcode(status),
+               "killed_at_rss_kib": killed[0] if killed else None}, fh)
 """
+MAX_RSS_KIB = 0  # --max-rss-mib, in KiB; 0: no limit
 
 
-def run_cli(args: list[str], env: dict[str, str]) -> dict[str, Any]:
-    """Run the CLI; wall time, CPU time and peak RSS of that very process (wait4), its JSON line."""
+def run_measured(command: list[str], env: dict[str, str]) -> tuple[dict[str, Any], list[str], str]:
+    """Run a command through the launcher: its wall time, CPU time, peak RSS; its stdout lines and stderr."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile() as usage:
-        command = [sys.executable, "-c", LAUNCHER, usage.name, *CLI_COMMAND, *args]
-        subprocess.run(command, stdout=out, stderr=err, env=env, cwd=SOURCE, check=True)
+        launcher = [sys.executable, "-c", LAUNCHER, usage.name, str(MAX_RSS_KIB), *command]
+        subprocess.run(launcher, stdout=out, stderr=err, env=env, cwd=SOURCE, check=True)
         measured = json.loads(Path(usage.name).read_text())
         out.seek(0)
         err.seek(0)
         lines = out.read().decode().strip().splitlines()
         stderr = err.read().decode(errors="replace")
+    return measured, lines, stderr
+
+
+def run_cli(args: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """Run the CLI; wall time, CPU time and peak RSS of that very process (wait4), its JSON line."""
+    measured, lines, stderr = run_measured([*cli_command(), *args], env)
     try:
         payload = json.loads(lines[-1]) if lines else {}
     except json.JSONDecodeError:
         payload = {"state": "UNPARSEABLE", "stdout": lines[-1][:500]}
+    if measured.get("killed_at_rss_kib"):
+        payload = {"state": "KILLED", "error": f"killed: peak RSS passed --max-rss-mib ({MAX_RSS_KIB // 1024} MiB)"}
     if payload.get("state") != "SUCCESS":
         log(f"  import failed (exit {measured['exit']}): {json.dumps(payload)[:400]} / {stderr[-400:]}")
     return {**measured, "payload": payload}
+
+
+def time_python(code: str, env: dict[str, str]) -> dict[str, Any]:
+    """``python -c code`` with the benchmarked interpreter, through the same launcher as the CLI."""
+    measured, _lines, stderr = run_measured([PYTHON, "-c", code], env)
+    if measured["exit"] != 0:
+        log(f"  python -c {code!r} failed (exit {measured['exit']}): {stderr[-400:]}")
+        return {**measured, "state": "FAILURE", "error": stderr[-400:]}
+    return {**measured, "state": "SUCCESS"}
 
 
 def run_stats(key: str) -> dict[str, Any]:
@@ -483,22 +690,19 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="dagster-home-", dir=workdir))
     shutil.copy(SOURCE / "dagster.yaml", home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    # Media into a throwaway folder, not the data/ of the checkout (someone may be working in it).
+    env = {**os.environ, "DAGSTER_HOME": str(home), "EVENT_PIPELINE_DATA_DIR": str(home / "data")}
     env.pop("EVENT_PIPELINE_DATABASE_URL", None)
     columns = table_columns()
-    sizes = sorted(args.sizes)
-    archives = {n: archive_paths(n, workdir, args.seed) for n in sorted({TINY, *sizes, args.rbr_limit})}
-    info: dict[int, dict[str, Any]] = {}
-    for n, (plain, _edited) in archives.items():
-        rows = build_rows(read_documents(plain), columns)
-        info[n] = {
-            "sessions": len(rows["sessions"]),
-            "speakers": len(rows["speakers"]),
-            "session_speakers": len(rows["session_speakers"]),
-            "rows": row_count(rows),
-            "zip_bytes": plain.stat().st_size,
-        }
-        del rows
+    once = set(args.once)
+    sizes = sorted(set(args.sizes) | once)
+    rbr = "rbr" not in args.skip
+    rbr_sizes = [n for n in sizes if n not in once] if rbr else []
+    archives = {
+        n: archive_paths(n, workdir, args.seed)
+        for n in sorted({TINY, *sizes, *([args.rbr_limit] if any(n > args.rbr_limit for n in rbr_sizes) else [])})
+    }
+    info = {n: archive_info(n, plain) for n, (plain, _edited) in archives.items()}
     results: list[dict[str, Any]] = []
     tag = os.getpid()
 
@@ -508,61 +712,94 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         results.append(outcome)
         rss = f", {outcome['rss_kib'] / 1024:.0f} MiB" if outcome.get("rss_kib") else ""
         run = f" (run {outcome['run_seconds']:.2f} s)" if outcome.get("run_seconds") else ""
-        log(f"  {backend} N={n} {approach} #{rep}: {outcome['seconds']:.2f} s{run}{rss}")
+        parts = f" (parse {outcome['parse_seconds']:.2f} s" if outcome.get("copy_seconds") is not None else ""
+        parts += f", COPY {outcome['copy_seconds']:.2f} s)" if parts else ""
+        log(f"  {backend} N={n} {approach} #{rep}: {outcome['seconds']:.2f} s{parts}{run}{rss}")
 
     try:
         for backend in args.backends:
             log(f"== {backend}")
-            # Warm-up (the first run of a home creates its storage; also warms the page cache), then the baseline.
+            # Warm-up (the first run of a home creates its storage; also warms the page cache), then the
+            # fixed cost, interleaved with the bare interpreter + Dagster import it is measured against.
             tiny, _ = archives[TINY]
             with Database(backend, f"bench_{tag}_warmup", workdir) as db:
                 project_import(db, tiny, "warmup", env)
+            time_python("import dagster", env)
             for rep in range(args.repeat):
+                record(backend, TINY, "import_dagster", rep, time_python("import dagster", env))
                 with Database(backend, f"bench_{tag}_tiny", workdir) as db:
                     key = f"tiny-{backend}-{rep}"
                     record(backend, TINY, "startup_fresh", rep, project_import(db, tiny, key, env))
                     record(backend, TINY, "startup_unchanged", rep, project_import(db, tiny, key, env))
+                code = "import event_pipeline.definitions"
+                record(backend, TINY, "import_definitions", rep, time_python(code, env))
             for n in sizes:
                 plain, edited = archives[n]
                 repeats = args.repeat_large if n >= LARGE and args.repeat_large else args.repeat
+                repeats = 1 if n in once else repeats
                 for rep in range(repeats):
                     with Database(backend, f"bench_{tag}_p", workdir) as db:
                         key = f"bench-{backend}-{n}-{rep}"
-                        record(backend, n, "project", rep, project_import(db, plain, key, env))
-                        record(backend, n, "reimport_unchanged", rep, project_import(db, plain, key, env))
-                        record(backend, n, "reimport_edited", rep, project_import(db, edited, key, env))
-                    with Database(backend, f"bench_{tag}_raw", workdir) as db:
-                        record(backend, n, "raw", rep, load_raw(backend, db, plain, columns, bare=False))
-                    with Database(backend, f"bench_{tag}_bare", workdir) as db:
-                        record(backend, n, "raw_bare", rep, load_raw(backend, db, plain, columns, bare=True))
-                    if n <= args.rbr_limit:
+                        fresh = project_import(db, plain, key, env)
+                        record(backend, n, "project", rep, fresh)
+                        if fresh.get("state") == "SUCCESS":  # a failed import leaves nothing to re-import onto
+                            record(backend, n, "reimport_unchanged", rep, project_import(db, plain, key, env))
+                            record(backend, n, "reimport_edited", rep, project_import(db, edited, key, env))
+                    with Database(backend, f"bench_{tag}_floor", workdir) as db:
+                        record(backend, n, "floor", rep, load_floor(backend, db, plain, columns))
+                    if n in once:
+                        continue
+                    if "raw" not in args.skip:
+                        with Database(backend, f"bench_{tag}_raw", workdir) as db:
+                            record(backend, n, "raw", rep, load_raw(backend, db, plain, columns, bare=False))
+                    if "bare" not in args.skip:
+                        with Database(backend, f"bench_{tag}_bare", workdir) as db:
+                            record(backend, n, "raw_bare", rep, load_raw(backend, db, plain, columns, bare=True))
+                    if rbr and n <= args.rbr_limit:
                         with Database(backend, f"bench_{tag}_rbr", workdir) as db:
                             record(backend, n, "row_by_row", rep, load_row_by_row(backend, db, plain, columns))
-            if any(n > args.rbr_limit for n in sizes):
-                measured = [r for r in results if r["backend"] == backend and r["approach"] == "row_by_row"]
-                base = [r["seconds"] for r in measured if r["n"] == args.rbr_limit]
-                if not base:
-                    small, _ = archives[args.rbr_limit]
-                    for rep in range(args.repeat):
-                        with Database(backend, f"bench_{tag}_rbr", workdir) as db:
-                            outcome = load_row_by_row(backend, db, small, columns)
-                        record(backend, args.rbr_limit, "row_by_row_sample", rep, outcome)
-                        base.append(outcome["seconds"])
-                per_row = statistics.median(base) / info[args.rbr_limit]["rows"]
-                for n in (n for n in sizes if n > args.rbr_limit):
-                    outcome = {
-                        "seconds": per_row * info[n]["rows"],
-                        "rows": info[n]["rows"],
-                        "extrapolated": True,
-                        "measured_on": args.rbr_limit,
-                    }
-                    record(backend, n, "row_by_row", 0, outcome)
+            if any(n > args.rbr_limit for n in rbr_sizes):
+                extrapolate_row_by_row(backend, args, rbr_sizes, archives, info, columns, results, record)
     finally:
         shutil.rmtree(home, ignore_errors=True)
     return {"archives": info, "results": results}
 
 
+def extrapolate_row_by_row(
+    backend: str,
+    args: argparse.Namespace,
+    sizes: list[int],
+    archives: dict[int, tuple[Path, Path]],
+    info: dict[int, dict[str, Any]],
+    columns: dict[str, list[str]],
+    results: list[dict[str, Any]],
+    record: Any,
+) -> None:
+    """Row by row above --rbr-limit: the --rbr-limit archive's median, per row, times the rows."""
+    measured = [r for r in results if r["backend"] == backend and r["approach"] == "row_by_row"]
+    base = [r["seconds"] for r in measured if r["n"] == args.rbr_limit]
+    if not base:
+        small, _ = archives[args.rbr_limit]
+        for rep in range(args.repeat):
+            with Database(backend, f"bench_{os.getpid()}_rbr", Path(args.workdir)) as db:
+                outcome = load_row_by_row(backend, db, small, columns)
+            record(backend, args.rbr_limit, "row_by_row_sample", rep, outcome)
+            base.append(outcome["seconds"])
+    per_row = statistics.median(base) / info[args.rbr_limit]["rows"]
+    for n in (n for n in sizes if n > args.rbr_limit):
+        outcome = {
+            "seconds": per_row * info[n]["rows"],
+            "rows": info[n]["rows"],
+            "extrapolated": True,
+            "measured_on": args.rbr_limit,
+        }
+        record(backend, n, "row_by_row", 0, outcome)
+
+
 APPROACHES = (
+    "floor",
+    "import_dagster",
+    "import_definitions",
     "project",
     "raw",
     "raw_bare",
@@ -593,6 +830,8 @@ def summarise(data: dict[str, Any]) -> dict[str, Any]:
                     "cpu_seconds": median(r.get("cpu_seconds") for r in runs),
                     "load_average_1m": median(r.get("load_average_1m") for r in runs),
                     "parse_seconds": median(r.get("parse_seconds") for r in runs),
+                    "copy_seconds": median(r.get("copy_seconds") for r in runs),
+                    "build_seconds": median(r.get("build_seconds") for r in runs),
                     "rss_mib": (median(r.get("rss_kib") for r in runs) or 0) / 1024 or None,
                     "repeats": len(runs),
                     "extrapolated": any(r.get("extrapolated") for r in runs),
@@ -621,11 +860,220 @@ def summarise(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def spaced(n: int) -> str:
+    """1 000 000, as BENCHMARKS.md writes numbers."""
+    return f"{n:,}".replace(",", " ")
+
+
+def rss_goal_mib(n: int) -> float | None:
+    """Issue 14's peak-RSS bound for an archive of n sessions (< 512 MiB up to 100k, < 1 GiB up to 1M)."""
+    return next((float(bound) for limit, bound in GOAL_RSS_MIB if n <= limit), None)
+
+
+def headline(summary: dict[str, Any]) -> dict[str, Any]:
+    """Issue 14's figures for one backend, from the medians: per size, and whether each goal holds.
+
+    A goal holds at the issue's size (100k; the memory goal at 100k and 1M):
+    ``holds`` is True/False there, None if that size was not measured.
+    """
+    tiny = summary.get(str(TINY), {})
+
+    def sec(cell: dict[str, Any], approach: str, field: str = "seconds") -> float | None:
+        return (cell.get(approach) or {}).get(field)
+
+    fixed, dagster = sec(tiny, "startup_fresh"), sec(tiny, "import_dagster")
+    definitions, fixed_run = sec(tiny, "import_definitions"), sec(tiny, "startup_fresh", "run_seconds")
+    steps = (tiny.get("startup_fresh") or {}).get("steps") or {}
+    out: dict[str, Any] = {
+        "fixed": {
+            "seconds": fixed,
+            "import_dagster_seconds": dagster,
+            "over_import_dagster": fixed / dagster if fixed and dagster else None,
+            "goal": GOAL_FIXED_OVER_DAGSTER,
+            "holds": (fixed / dagster <= GOAL_FIXED_OVER_DAGSTER) if fixed and dagster else None,
+            "repeats": (tiny.get("startup_fresh") or {}).get("repeats"),
+            # Where it goes: the interpreter and Dagster's import, the project's own imports beyond it,
+            # the Dagster run (its steps and the bookkeeping between them), and the rest.
+            "split": {
+                "import_dagster": dagster,
+                "import_definitions_beyond_dagster": definitions - dagster if definitions and dagster else None,
+                "dagster_run": fixed_run,
+                "dagster_run_steps": sum(v for v in steps.values() if v) if steps else None,
+                "steps": len(steps),
+                "rest": fixed - definitions - fixed_run if fixed and definitions and fixed_run else None,
+            },
+            "rss_mib": sec(tiny, "startup_fresh", "rss_mib"),
+            "unchanged_seconds": sec(tiny, "startup_unchanged"),
+        },
+        "sizes": {},
+    }
+    for n in sorted((k for k in summary if int(k) != TINY), key=int):
+        cell = summary[n]
+        floor, project = sec(cell, "floor"), sec(cell, "project")
+        unchanged, edited = sec(cell, "reimport_unchanged"), sec(cell, "reimport_edited")
+        rss, rss_goal = sec(cell, "project", "rss_mib"), rss_goal_mib(int(n))
+        beyond = project - fixed if project is not None and fixed is not None else None
+        figures: dict[str, Any] = {
+            "repeats": (cell.get("project") or {}).get("repeats"),
+            "floor_seconds": floor,
+            "floor_parse_seconds": sec(cell, "floor", "parse_seconds"),
+            "floor_copy_seconds": sec(cell, "floor", "copy_seconds"),
+            "floor_build_rows_seconds": sec(cell, "floor", "build_seconds"),
+            "project_seconds": project,
+            "project_run_seconds": sec(cell, "project", "run_seconds"),
+            "beyond_fixed_seconds": beyond,
+            "beyond_fixed_over_floor": beyond / floor if beyond is not None and floor else None,
+            "peak_rss_mib": rss,
+            "peak_rss_goal_mib": rss_goal,
+            "unchanged_seconds": unchanged,
+            "unchanged_over_fixed": unchanged / fixed if unchanged and fixed else None,
+            "edited_seconds": edited,
+            "edited_over_full": edited / project if edited and project else None,
+        }
+        figures["holds"] = {
+            "beyond_fixed": figures["beyond_fixed_over_floor"] <= GOAL_BEYOND_OVER_FLOOR
+            if figures["beyond_fixed_over_floor"] is not None
+            else None,
+            "peak_rss": rss < rss_goal if rss is not None and rss_goal is not None else None,
+            "unchanged": figures["unchanged_over_fixed"] <= GOAL_UNCHANGED_OVER_FIXED
+            if figures["unchanged_over_fixed"] is not None
+            else None,
+            "edited": figures["edited_over_full"] <= GOAL_EDITED_OVER_FULL
+            if figures["edited_over_full"] is not None
+            else None,
+        }
+        out["sizes"][n] = figures
+    goal_sizes = {"beyond_fixed": [ISSUE_N], "peak_rss": [ISSUE_N, 1_000_000], "unchanged": [ISSUE_N]}
+    goal_sizes["edited"] = [ISSUE_N]
+    out["holds"] = {"fixed": out["fixed"]["holds"]}
+    for figure, at in goal_sizes.items():
+        verdicts = [out["sizes"][str(n)]["holds"][figure] for n in at if str(n) in out["sizes"]]
+        verdicts = [v for v in verdicts if v is not None]
+        out["holds"][figure] = all(verdicts) if verdicts else None
+    return out
+
+
+def markdown_headline(backend: str, h: dict[str, Any]) -> list[str]:
+    """Issue 14's table: a row per figure, a column per size (10 sessions: the fixed cost), the goals."""
+
+    def num(value: float | None, fmt: str = "{:.2f}") -> str:
+        return fmt.format(value) if value is not None else "–"
+
+    def mark(ok: bool | None) -> str:
+        return {True: " ✓", False: " ✗", None: ""}[ok]
+
+    def holds(figure: str, at: str) -> str:
+        ok = h["holds"].get(figure)
+        if ok is None:
+            return f"not measured ({at})"
+        return f"**{'yes' if ok else 'no'}** ({at})"
+
+    sizes = h["sizes"]
+    fixed = h["fixed"]
+    write = "`COPY`" if backend == "postgresql" else "`executemany`"
+    header = ["figure", "goal", f"{TINY} (fixed cost, ×{fixed['repeats'] or 0})"]
+    header += [f"{spaced(int(n))} (×{f['repeats'] or 0})" for n, f in sizes.items()]
+    header.append("holds")
+    rows: list[list[str]] = []
+
+    def row(figure: str, goal: str, tiny: str, cell: Any, verdict: str) -> None:
+        rows.append([figure, goal, tiny, *(cell(f, int(n)) for n, f in sizes.items()), verdict])
+
+    row(
+        f"floor: unzip + `orjson.loads` every member, + {write} into plain tables, s (parse + {write})",
+        "—",
+        "–",
+        lambda f, n: f"{num(f['floor_seconds'])} ({num(f['floor_parse_seconds'])} + {num(f['floor_copy_seconds'])})",
+        "—",
+    )
+    row(
+        "import through the CLI, s (Dagster run)",
+        "—",
+        f"{num(fixed['seconds'])} ({num(fixed['split']['dagster_run'])})",
+        lambda f, n: f"{num(f['project_seconds'])} ({num(f['project_run_seconds'])})",
+        "—",
+    )
+    row(
+        "import time beyond the fixed cost, s (÷ floor)",
+        f"≤ {GOAL_BEYOND_OVER_FLOOR:g}× the floor",
+        "–",
+        lambda f, n: (
+            f"{num(f['beyond_fixed_seconds'])} ({num(f['beyond_fixed_over_floor'], '{:.1f}')}×)"
+            + mark(f["holds"]["beyond_fixed"])
+        ),
+        holds("beyond_fixed", "100k"),
+    )
+    row(
+        f'fixed cost: {TINY}-session archive through the CLI, s (÷ `python -c "import dagster"`)',
+        f"≤ {GOAL_FIXED_OVER_DAGSTER:g}× `import dagster`",
+        f"{num(fixed['seconds'])} = {num(fixed['over_import_dagster'], '{:.1f}')}× "
+        f"{num(fixed['import_dagster_seconds'])}" + mark(fixed["holds"]),
+        lambda f, n: "",
+        holds("fixed", "10 sessions"),
+    )
+    row(
+        "peak RSS of the CLI process, MiB",
+        "< 512 MiB at 100k, < 1 GiB at 1M",
+        num(fixed["rss_mib"], "{:.0f}"),
+        lambda f, n: num(f["peak_rss_mib"], "{:.0f}") + mark(f["holds"]["peak_rss"]),
+        holds("peak_rss", "100k and 1M"),
+    )
+    row(
+        "unchanged re-import, s (÷ fixed cost)",
+        f"≈ fixed cost (≤ {GOAL_UNCHANGED_OVER_FIXED:g}×)",
+        num(fixed["unchanged_seconds"]),
+        lambda f, n: (
+            f"{num(f['unchanged_seconds'])} ({num(f['unchanged_over_fixed'])}×)" + mark(f["holds"]["unchanged"])
+        ),
+        holds("unchanged", "100k"),
+    )
+    row(
+        "1% of sessions edited, s (÷ full import)",
+        f"≤ {GOAL_EDITED_OVER_FULL:g}× a full import",
+        "–",
+        lambda f, n: f"{num(f['edited_seconds'])} ({num(f['edited_over_full'])}×)" + mark(f["holds"]["edited"]),
+        holds("edited", "100k"),
+    )
+    lines = [f"\n### {backend}: issue 14\n", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    split = fixed["split"]
+    if fixed["seconds"] and split["import_dagster"] and split["dagster_run"]:
+        own = num(split["dagster_run_steps"])
+        steps = f", of which its {split['steps']} steps' own {own} s" if split["steps"] else ""
+        lines.append(
+            f"\nWhere the fixed cost ({num(fixed['seconds'])} s) goes: interpreter start-up and `import dagster` "
+            f"{num(split['import_dagster'])} s; the project's imports beyond Dagster "
+            f"(`import event_pipeline.definitions`) {num(split['import_definitions_beyond_dagster'])} s; "
+            f"the Dagster run {num(split['dagster_run'])} s{steps}; the rest (instance, schema check, run "
+            f"creation, result, exit) {num(split['rest'])} s."
+        )
+    built = [
+        f"{spaced(int(n))}: {num(f['floor_build_rows_seconds'])} s"
+        for n, f in sizes.items()
+        if f["floor_build_rows_seconds"] is not None
+    ]
+    if built:
+        lines.append(
+            "Floor cells: parse + COPY (medians of each; the total is the median of the sums). Building the rows "
+            f"from the parsed documents is not in the floor ({'; '.join(built)})."
+        )
+    return lines
+
+
 def markdown(data: dict[str, Any]) -> str:
+    """The headline table of issue 14 per backend, then the older table of issue 6."""
+    lines = []
+    for backend, summary in data["summary"].items():
+        lines += markdown_headline(backend, data.get("headline", {}).get(backend) or headline(summary))
+    return "\n".join(lines) + "\n" + markdown_issue6(data)
+
+
+def markdown_issue6(data: dict[str, Any]) -> str:
+    """The older table (issue 6): raw, bare and row by row beside the project."""
     lines = []
     for backend, sizes in data["summary"].items():
         lines += [
-            f"\n### {backend}\n",
+            f"\n### {backend}: against raw, bare and row by row (issue 6)\n",
             "| N sessions | rows | project s | run s | CPU s | raw s (parse) | bare s | row-by-row s | project ÷ raw "
             "| project ÷ bare | row-by-row ÷ project | project rows/s | raw rows/s | peak RSS MiB "
             "| unchanged s (run s) | 1% edited s (run s) |",
@@ -679,15 +1127,16 @@ def plot(data: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     backends = list(data["summary"])
-    fig, axes = plt.subplots(1, len(backends), figsize=(6.5 * len(backends), 5), squeeze=False)
+    fig, axes = plt.subplots(1, len(backends) + 1, figsize=(6.5 * (len(backends) + 1), 5), squeeze=False)
     styles = {
         "project": ("event-pipeline import (end to end)", "o-", "C0"),
+        "floor": ("floor: orjson parse + COPY into plain tables", "v-", "C1"),
         "reimport_edited": ("re-import, 1% edited", "s--", "C4"),
         "reimport_unchanged": ("re-import, unchanged", "^:", "C5"),
         "raw": ("raw: COPY / executemany, one transaction", "D-", "C2"),
         "row_by_row": ("row by row: INSERT + COMMIT per row", "x-", "C3"),
     }
-    for ax, backend in zip(axes[0], backends, strict=True):
+    for ax, backend in zip(axes[0][:-1], backends, strict=True):
         sizes = sorted(int(n) for n in data["summary"][backend] if int(n) != TINY)
         for approach, (label, style, color) in styles.items():
             points = [(n, data["summary"][backend][str(n)].get(approach)) for n in sizes]
@@ -701,7 +1150,15 @@ def plot(data: dict[str, Any], path: Path) -> None:
                     ax.plot([n], [c["seconds"]], "o", mfc="none", mec=color, ms=12)
         startup = data["summary"][backend].get(str(TINY), {}).get("startup_fresh", {}).get("seconds")
         if startup:
-            ax.axhline(startup, color="grey", ls="--", lw=1, label=f"CLI start-up: import of {TINY} sessions")
+            ax.axhline(startup, color="grey", ls="--", lw=1, label=f"fixed cost: CLI import of {TINY} sessions")
+            # Issue 14's figure: the import beyond the fixed cost, against twice the floor.
+            h = headline(data["summary"][backend])["sizes"]
+            beyond = [(int(n), f["beyond_fixed_seconds"]) for n, f in h.items() if (f["beyond_fixed_seconds"] or 0) > 0]
+            floor2 = [(int(n), 2 * f["floor_seconds"]) for n, f in h.items() if f["floor_seconds"]]
+            if beyond:
+                ax.plot(*zip(*beyond, strict=True), "d--", color="C0", label="import beyond the fixed cost")
+            if floor2:
+                ax.plot(*zip(*floor2, strict=True), ":", color="C1", label="2× the floor (issue 14's goal)")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("sessions in the archive (N)")
@@ -709,10 +1166,35 @@ def plot(data: dict[str, Any], path: Path) -> None:
         ax.set_title(f"{backend}")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8, title="circled: extrapolated", title_fontsize=7)
-    fig.suptitle("Importing a synthetic Open Event archive: time against size")
+    memory(axes[0][-1], data)
+    fig.suptitle("Importing a synthetic Open Event archive: time and memory against size")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def memory(ax: Any, data: dict[str, Any]) -> None:
+    """Peak RSS of the CLI process against N (fresh import, per backend), with issue 14's bounds."""
+    for i, backend in enumerate(data["summary"]):
+        cells = data["summary"][backend]
+        points = [
+            (int(n), cells[n]["project"]["rss_mib"])
+            for n in sorted(cells, key=int)
+            if int(n) != TINY and (cells[n].get("project") or {}).get("rss_mib")
+        ]
+        if points:
+            ax.plot(*zip(*points, strict=True), "o-", color=f"C{i}", label=f"{backend}: fresh import")
+            for n, mib in points:
+                ax.annotate(f"{mib:.0f}", (n, mib), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.axhline(512, color="C3", ls="--", lw=1, label="512 MiB (goal at 100k)")
+    ax.axhline(1024, color="C3", ls=":", lw=1, label="1 GiB (goal at 1M)")
+    ax.set_xscale("log")
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("sessions in the archive (N)")
+    ax.set_ylabel("peak RSS of the CLI process, MiB (median)")
+    ax.set_title("memory growth")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
 
 
 # --------------------------------------------------------------------------- profile
@@ -751,10 +1233,10 @@ def profile(n: int, workdir: Path, seed: int, out: Path) -> None:
             ".write(profiler.output_text(unicode=False, color=False, show_all=True))\n"
             "sys.exit(code)\n"
         )
-        env = {**os.environ, "DAGSTER_HOME": str(home)}
+        env = {**os.environ, "DAGSTER_HOME": str(home), "EVENT_PIPELINE_DATA_DIR": str(home / "data")}
         log(f"profiling one import of {n} sessions")
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], env=env, check=True, stdout=subprocess.DEVNULL, cwd=SOURCE)
+        subprocess.run([PYTHON, "-c", code], env=env, check=True, stdout=subprocess.DEVNULL, cwd=SOURCE)
         log(f"  profiled import took {time.perf_counter() - start:.1f} s (with profiler overhead)")
     full = out.with_name(out.stem + "-all.txt")
     full.write_text(prune_profile(full.read_text()))
@@ -775,13 +1257,22 @@ def environment() -> dict[str, Any]:
     git = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--short"], cwd=ROOT, capture_output=True, text=True).stdout.splitlines()
     import dagster
+    import orjson
 
+    probe = "import platform, sys, dagster, orjson, psycopg; print(platform.python_version(), sys.prefix, "
+    probe += "dagster.__version__, orjson.__version__, psycopg.__version__)"
+    cli = subprocess.run([PYTHON, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "git_head": git,
         "git_dirty": dirty,
         "python": platform.python_version(),
         "dagster": dagster.__version__,
+        "orjson": orjson.__version__,
+        "benchmarked_interpreter": {
+            "python": PYTHON,
+            **dict(zip(("version", "prefix", "dagster", "orjson", "psycopg"), cli, strict=True)),
+        },
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
@@ -790,16 +1281,42 @@ def environment() -> dict[str, Any]:
     }
 
 
+def sizes_list(text: str) -> list[int]:
+    return [int(n.replace("_", "")) for n in text.split(",") if n.strip()]
+
+
 def main(argv: list[str] | None = None) -> int:
+    global PYTHON, MAX_RSS_KIB
     # A plain kill ends the run through the finally blocks: throwaway databases are dropped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--sizes", default="1000,10000,100000", help="comma-separated session counts")
+    parser.add_argument(
+        "--once", default="", help="comma-separated session counts measured once, issue 14's figures only (1000000)"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="repetitions per size (the median is reported)")
     parser.add_argument("--repeat-large", type=int, default=0, help=f"repetitions for sizes >= {LARGE} (0: --repeat)")
-    parser.add_argument("--backends", default="postgresql,sqlite")
+    parser.add_argument("--backends", default="postgresql", help="postgresql,sqlite")
+    parser.add_argument(
+        "--skip",
+        default="",
+        help="comma-separated older measurements to leave out: raw, bare, rbr (row by row); 'old' for all three",
+    )
     parser.add_argument(
         "--rbr-limit", type=int, default=10_000, help="row-by-row measured up to this N, extrapolated above"
+    )
+    parser.add_argument(
+        "--python",
+        default=PYTHON,
+        help="interpreter that runs the CLI and `import dagster` (its venv's packages, this checkout's code); "
+        "default: the checkout's .venv, else this interpreter",
+    )
+    memory_mib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // MIB
+    parser.add_argument(
+        "--max-rss-mib",
+        type=int,
+        default=memory_mib // 2,
+        help="kill a CLI run whose peak RSS passes this (default: half the memory); 0: no limit",
     )
     parser.add_argument("--profile", type=int, default=0, help="also profile one import of this many sessions")
     parser.add_argument("--seed", type=int, default=1)
@@ -813,23 +1330,32 @@ def main(argv: list[str] | None = None) -> int:
         plot(data, Path(args.replot).with_name("benchmark.png"))
         print(markdown(data))
         return 0
-    args.sizes = [int(s) for s in args.sizes.split(",") if s]
+    args.sizes = sizes_list(args.sizes)
+    args.once = sizes_list(args.once)
     args.backends = [b for b in args.backends.split(",") if b]
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    args.skip = sorted({"raw", "bare", "rbr"} if "old" in skip else skip)
+    if set(args.skip) - {"raw", "bare", "rbr"}:
+        parser.error(f"--skip: unknown {sorted(set(args.skip) - {'raw', 'bare', 'rbr'})}")
+    PYTHON = str(Path(args.python).absolute())  # a venv's python is a symlink: resolving it would leave the venv
+    MAX_RSS_KIB = args.max_rss_mib * 1024
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    revision = use_ref(args.ref, Path(args.workdir)) if args.ref else "working tree"
+    use_source()
     data: dict[str, Any] = {"environment": environment(), "arguments": vars(args)}
-    if args.ref:
-        data["environment"]["benchmarked_revision"] = use_ref(args.ref, Path(args.workdir))
-    else:
-        data["environment"]["benchmarked_revision"] = "working tree"
-    if not args.sizes:  # --sizes '' --profile N: only the profile
+    data["environment"]["benchmarked_revision"] = revision
+    data["environment"]["benchmarked_source"] = str(SOURCE)
+    if not args.sizes and not args.once:  # --sizes '' --profile N: only the profile
         if args.profile:
             profile(args.profile, Path(args.workdir), args.seed, out / f"profile-{args.profile}.txt")
         return 0
+    log(f"benchmarking {SOURCE} with {PYTHON}")
     data.update(measure(args))
     data["archives"] = {str(n): v for n, v in data["archives"].items()}
     data["summary"] = summarise({**data, "archives": {int(n): v for n, v in data["archives"].items()}})
+    data["headline"] = {backend: headline(summary) for backend, summary in data["summary"].items()}
     data["benchmark_seconds"] = time.perf_counter() - started
     (out / "results.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
     plot(data, out / "benchmark.png")
