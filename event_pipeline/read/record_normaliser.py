@@ -13,6 +13,10 @@ from event_pipeline.read import shape as shapes
 from event_pipeline.read.fields import canonical_id, fold_key, looks_like_reference, reference_id
 from event_pipeline.read.normalised import NormRecord
 
+# Where a source key's values go (``ModelNormaliser.names``): a reference, a record field, the parent
+# event's id, or ``extra`` (a key named like ``*_id`` looks like a reference there).
+_REFERENCE, _FIELD, _PARENT, _EXTRA, _EXTRA_ID = range(5)
+
 
 class ModelNormaliser:
     """Normalises the records of one model file.
@@ -35,19 +39,28 @@ class ModelNormaliser:
         self.context: dict[str, Any] = {"tz": tz, "naive": 0}
         self.not_text = {name for name, info in self.fields.items() if info.annotation not in (str, str | None)}
         self.event_id = event_id
-        # source key -> (field name, whether the key names the field itself rather than an alias)
-        self.names: dict[str, tuple[str, bool]] = {}
+        # source key -> (field name, whether the key names the field itself rather than an alias, route):
+        # worked out once per key of the file, not once per record
+        self.names: dict[str, tuple[str, bool, int]] = {}
         self.unmapped: dict[str, int] = {}  # source key -> records keeping it in extra
         self.reference_like: dict[str, int] = {}  # the unmapped keys whose values look like references
         self.foreign_parent = 0  # records whose event_id names another event
         self.shape = shapes.FileShape(file)
 
-    def _name(self, key: str) -> tuple[str, bool]:
+    def _name(self, key: str) -> tuple[str, bool, int]:
         folded = fold_key(key)
         name = self.spec.aliases.get(folded, folded)
         if self.spec is not EVENT and name in PARENT_FIELDS:
             name = PARENT_FIELDS[0]
-        named = self.names[key] = (name, name == folded)
+        if name in self.ref_fields:
+            route = _REFERENCE
+        elif name in self.fields:
+            route = _FIELD
+        elif name == PARENT_FIELDS[0] and self.event_id is not None:
+            route = _PARENT
+        else:
+            route = _EXTRA_ID if folded.endswith("_id") else _EXTRA
+        named = self.names[key] = (name, name == folded, route)
         return named
 
     def record(self, raw: Any, index: int) -> NormRecord | None:
@@ -68,14 +81,13 @@ class ModelNormaliser:
         extra: dict[str, Any] = {}
         inline: dict[str, dict] = {}
         names = self.names
+        unmapped = self.unmapped
         for key, value in raw.items():
             if key == "id":
                 continue
             named = names.get(key)  # a handful of keys, repeated in every record: no call on a hit
-            name, is_exact = named if named is not None else self._name(key)
-            if name in self.ref_fields:
-                self._reference(self.ref_fields[name], key, value, source_id, refs, raw_refs, extra, inline)
-            elif name in self.fields:
+            name, is_exact, route = named if named is not None else self._name(key)
+            if route == _FIELD:
                 if name not in origin:
                     values[name], origin[name], exact[name] = value, key, is_exact
                     continue
@@ -93,19 +105,24 @@ class ModelNormaliser:
                         is_exact,
                     )
                 extra[key] = value
-                self.unmapped[key] = self.unmapped.get(key, 0) + 1
-            elif name == PARENT_FIELDS[0] and self.event_id is not None:
+                unmapped[key] = unmapped.get(key, 0) + 1
+            elif route == _REFERENCE:
+                self._reference(self.ref_fields[name], key, value, source_id, refs, raw_refs, extra, inline)
+            elif route == _PARENT:
                 if reference_id(value)[0] != self.event_id:
                     self.foreign_parent += 1
                     extra[key] = value  # names another event: not ours to resolve, kept
             else:
                 extra[key] = value
-                self.unmapped[key] = self.unmapped.get(key, 0) + 1
-                if looks_like_reference(key, value):
+                unmapped[key] = unmapped.get(key, 0) + 1
+                if value is not None and (
+                    route == _EXTRA_ID if not isinstance(value, (dict, list)) else looks_like_reference(key, value)
+                ):
                     self.reference_like[key] = self.reference_like.get(key, 0) + 1
-        if not self._validate(values, origin, extra, source_id):
+        validated = self._validate(values, origin, extra, source_id)
+        if validated is None:
             return None
-        return NormRecord(source_id, source_id, values, refs, extra, inline, raw_refs or None)
+        return NormRecord(source_id, source_id, validated, refs, extra, inline, raw_refs or None)
 
     def _reference(
         self,
@@ -179,13 +196,17 @@ class ModelNormaliser:
                 field="event_id",
             )
 
-    def _validate(self, values: dict, origin: dict, extra: dict, source_id: str) -> bool:
+    def _validate(self, values: dict, origin: dict, extra: dict, source_id: str) -> dict | None:
+        """The record's fields validated by its pydantic model (a new dict), or None after an error.
+
+        A field that does not validate is an error if the record cannot do without it (required, or its
+        label), else a warning and its raw value goes to ``extra``."""
         for name in self.spec.required:
             if values.get(name) is None:
                 self.problems.error(self.file, "required field is missing", source_id, name)
-                return False
-        for name, value in values.items():
-            if value == "" and name in self.not_text:
+                return None
+        for name in self.not_text:
+            if values.get(name) == "":
                 values[name] = None  # an empty string for a number or a date means "not set"
         while True:
             try:
@@ -203,11 +224,9 @@ class ModelNormaliser:
                         self.problems.warn(self.file, f"{message}; raw value kept in extra", source_id, name)
                         extra[origin[name]] = values.pop(name)
                 if fatal:
-                    return False
+                    return None
                 continue
-            values.clear()
-            values.update(model.__dict__)
-            return True
+            return model.__dict__  # the model's own field dict: the model object itself is not kept
 
 
 def records_phrase(count: int) -> str:

@@ -254,7 +254,7 @@ def describe(archive: Any, normalisers: list, out: Any, fold, meta: Any = None) 
         omitted = {}
         for ref in spec.refs:
             if ref.many:
-                keys = [k for k, (name, _) in normaliser.names.items() if name == ref.field]
+                keys = [k for k, (name, *_) in normaliser.names.items() if name == ref.field]
                 lists = any("list" in normaliser.shape.types.get(k, ()) for k in keys)
                 found = omitted_links(out.records, spec, ref, out.links) if lists else {}
                 if found:
