@@ -180,15 +180,16 @@ class MemberFinder:
     def find(self, raw: str) -> tuple[str | None, str | None]:
         """(member, how it was repaired or None), or (None, None) if the zip has no such file."""
         key = media_key(raw.strip())
-        if key in self.media:
-            return self.media[key], None
+        member = self.media.get(key)
+        if member is not None:
+            return member, None
+        # The repairs, each tried only where it can change something (most missing files need none).
         repairs = (
-            (lambda: media_key(posixpath.normpath(key)) if _UNCLEAN.search(key) else None, "path normalised"),
-            (lambda: media_key(unquote(key)) if "%" in key else None, "percent-decoded"),
-            (lambda: _mojibake(key), "mis-encoded name repaired"),
+            (media_key(posixpath.normpath(key)) if _UNCLEAN.search(key) else None, "path normalised"),
+            (media_key(unquote(key)) if "%" in key else None, "percent-decoded"),
+            (None if key.isascii() else _mojibake(key), "mis-encoded name repaired"),
         )
-        for repair, how in repairs:
-            candidate = repair()
+        for candidate, how in repairs:
             if candidate and candidate != key and candidate in self.media:
                 return self.media[candidate], how
         if self._folded is None:

@@ -142,7 +142,6 @@ def _plan_value(
     row.values[media.column] = raw
     if not isinstance(raw, str) or not raw.strip():
         return None
-    where = Problem(spec.files[0], row.source_id, media.column, raw)
     if is_url(raw):
         if plan.policy.allows(raw):
             return UrlToFetch(spec, media, row_id, row, raw, url=raw.strip())
@@ -155,6 +154,7 @@ def _plan_value(
         row.archive_paths[media.column] = raw
         return None
     digest = (validated.media_digests or {}).get(member)
+    where = Problem(spec.files[0], row.source_id, media.column, raw)
     if digest is None:  # validation reads every member named; a plan from another version of this code
         raise failed(where, f"media file {raw!r} was not checked when the archive was validated; import it again")
     suffix, content_type = served_type(member)

@@ -44,6 +44,7 @@ def normalise(archive: Archive) -> Normalised:
     included: list = []  # JSON:API compound documents' "included" resources
     normalisers, tz, event_id = _read_event(archive, out, included)
     without_file: list[ModelSpec] = []
+    known: dict[str, set[str]] = {}  # model -> its records' ids, once read
     for spec in MODELS[1:]:
         found = model_documents(archive, spec, problems, included)
         if found is None:
@@ -51,9 +52,10 @@ def normalise(archive: Archive) -> Normalised:
             out.records[spec.name] = []
             continue
         file, raw_records = found
-        normaliser = ModelNormaliser(spec, file, problems, tz, event_id)
+        normaliser = ModelNormaliser(spec, file, problems, tz, event_id, known)
         normalisers.append(normaliser)
         out.records[spec.name] = _read_records(normaliser, raw_records, out)
+        known[spec.name] = {r.source_id for r in out.records[spec.name]}
     for spec, file, resources in included_by_model(included, without_file):
         normaliser = ModelNormaliser(spec, file, problems, tz, event_id)
         normalisers.append(normaliser)

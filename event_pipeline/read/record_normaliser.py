@@ -23,11 +23,19 @@ class ModelNormaliser:
 
     ``tz``: the zone of times written without an offset (the event's
     ``timezone``); ``event_id``: the archive's event id, which a child
-    record's ``event_id`` must name.
+    record's ``event_id`` must name; ``known``: the ids of the models read
+    before this one (model name -> source ids), so references to them need
+    not keep their raw values.
     """
 
     def __init__(
-        self, spec: ModelSpec, file: str, problems: Problems, tz: tzinfo | None = None, event_id: str | None = None
+        self,
+        spec: ModelSpec,
+        file: str,
+        problems: Problems,
+        tz: tzinfo | None = None,
+        event_id: str | None = None,
+        known: dict[str, set[str]] | None = None,
     ):
         self.spec = spec
         self.file = file
@@ -39,6 +47,7 @@ class ModelNormaliser:
         self.context: dict[str, Any] = {"tz": tz, "naive": 0}
         self.not_text = {name for name, info in self.fields.items() if info.annotation not in (str, str | None)}
         self.event_id = event_id
+        self.known = known or {}  # model -> the ids of its records read so far (models read earlier)
         # source key -> (field name, whether the key names the field itself rather than an alias, route):
         # worked out once per key of the file, not once per record
         self.names: dict[str, tuple[str, bool, int]] = {}
@@ -157,9 +166,20 @@ class ModelNormaliser:
                     extra[key] = value
                 return
         refs[ref.field] = target
-        raw_refs[ref.field] = (key, value)
-        if ref.inline_creates and target is not None and isinstance(value, dict) and len(value) > 1:
-            inline[ref.field] = value
+        if target in (None, []) or not self._resolves(ref, target):
+            # Kept for what may not resolve: the raw value goes to ``extra`` then, and an inline object
+            # may create its target. A reference to a record already read needs neither, and keeping
+            # its objects (a session's track, speakers...) was a sixth of a large import's memory.
+            raw_refs[ref.field] = (key, value)
+            if ref.inline_creates and target is not None and isinstance(value, dict) and len(value) > 1:
+                inline[ref.field] = value
+
+    def _resolves(self, ref: Ref, target: Any) -> bool:
+        """Whether ``target`` (an id, or a list of ids) names records of a model read before this one."""
+        ids = self.known.get(ref.target)
+        if ids is None:
+            return False
+        return all(t in ids for t in target) if ref.many else target in ids
 
     def _many(self, ref: Ref, key: str, value: Any, source_id: str, extra: dict[str, Any]) -> list[str]:
         if value is None:
