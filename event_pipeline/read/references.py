@@ -24,8 +24,18 @@ def check_references(out: Normalised) -> None:
     for spec in MODELS:
         forward = [ref for ref in spec.refs if not ref.inverse]  # inverse lists: once these are resolved
         for record in out.records.get(spec.name, []):
+            refs = record.refs
             for ref in forward:
-                _resolve(out, spec, record, ref, ids, names, links)
+                if not ref.many:
+                    value = refs.get(ref.field)
+                    if value is not None and value not in ids[ref.target]:
+                        _resolve_by_name(out, spec, record, ref, value, names)
+                    continue
+                refs[ref.field] = kept = _resolve_many(out, spec, record, ref, ids, names)
+                if ref.link is not None and kept:
+                    pairs = links[ref.link.table]
+                    for target in kept:
+                        pairs[ref.link.pair(spec.name, record.source_id, target)] = None
     for spec in MODELS:
         for ref in (r for r in spec.refs if r.inverse):
             for record in out.records.get(spec.name, []):
@@ -39,29 +49,14 @@ def check_references(out: Normalised) -> None:
     out.links = {table: list(pairs) for table, pairs in links.items()}
 
 
-def _resolve(
-    out: Normalised,
-    spec: ModelSpec,
-    record: NormRecord,
-    ref: Ref,
-    ids: dict[str, set[str]],
-    names: dict[str, dict[str, str]],
-    links: dict[str, dict[tuple[str, str], None]],
+def _resolve_by_name(
+    out: Normalised, spec: ModelSpec, record: NormRecord, ref: Ref, value: str, names: dict[str, dict[str, str]]
 ) -> None:
-    """One forward reference of ``record``: resolved in place (by id, else by a unique name); a list
-    that is one side of a link adds its pairs to ``links``."""
-    value = record.refs.get(ref.field)
-    if ref.many:
-        record.refs[ref.field] = kept = _resolve_many(out, spec, record, ref, ids, names)
-        if ref.link is not None:
-            pairs = links[ref.link.table]
-            for target in kept:
-                pairs[ref.link.pair(spec.name, record.source_id, target)] = None
-    elif value is not None and value not in ids[ref.target]:
-        resolved = names[ref.target].get(value)
-        if resolved is None:
-            _dangling(out, spec, record, ref, value, "link left empty")
-        record.refs[ref.field] = resolved
+    """A reference that is no id of its target: resolved by a unique name, else dangling (an empty link)."""
+    resolved = names[ref.target].get(value)
+    if resolved is None:
+        _dangling(out, spec, record, ref, value, "link left empty")
+    record.refs[ref.field] = resolved
 
 
 def _resolve_many(
@@ -73,8 +68,11 @@ def _resolve_many(
     names: dict[str, dict[str, str]],
 ) -> list[str]:
     """The ids of a list reference that name records (by id, else by a unique name); warns on the rest."""
+    targets = record.refs.get(ref.field) or []
+    if ids[ref.target].issuperset(targets):
+        return list(targets)  # every one an id (the usual case)
     kept = []
-    for target in record.refs.get(ref.field) or []:
+    for target in targets:
         if target not in ids[ref.target]:
             target = names[ref.target].get(target, target)
         if target in ids[ref.target]:
@@ -89,8 +87,8 @@ def _by_label(spec: ModelSpec, rows: list[NormRecord]) -> dict[str, str]:
     seen: dict[str, str | None] = {}
     for record in rows:
         label = record.values.get(spec.label)
-        if isinstance(label, str) and label.strip():
-            seen[label.strip()] = None if label.strip() in seen else record.source_id
+        if isinstance(label, str) and (label := label.strip()):
+            seen[label] = None if label in seen else record.source_id
     return {label: id_ for label, id_ in seen.items() if id_ is not None}
 
 
