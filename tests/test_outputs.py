@@ -14,7 +14,8 @@ from conftest import BROKEN_SAMPLE, sample
 from event_pipeline import bulk
 from event_pipeline.db import get_engine
 from event_pipeline.importer import plan_all, publish_step, validate_archive, whole
-from event_pipeline.model.catalog import BY_NAME
+from event_pipeline.model.catalog import BY_NAME, upstream
+from event_pipeline.plan.diff import restore_rows
 from event_pipeline.problems import ImportFailed, Problem
 
 
@@ -36,6 +37,40 @@ def test_validated_archive_pickles_small_and_reads_its_records_again(tmp_path):
     (tmp_path / "OTS16.zip").write_bytes(sample("OTS16").read_bytes() + b"\0")  # other bytes, same path
     with pytest.raises(ImportFailed, match="the archive changed since this run validated it"):
         stale.normalised  # noqa: B018
+
+
+def test_a_plan_pickles_without_its_rows_and_builds_the_same_rows_again(tmp_path):
+    """A model's plan is pickled without its rows (most of an import's pickles); restore_rows builds them
+    again from the same records and id maps, with the ids the plan gave them: inserts, then updates."""
+    path = shutil.copy(sample("OTS16"), tmp_path / "OTS16.zip")
+    engine = get_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    validated = validate_archive(engine, path, "OTS16")
+    first = plan_all(engine, validated)
+    sessions = BY_NAME["sessions"]
+    records = validated.records(sessions)
+    maps = {name: first[name].id_map for name in upstream(sessions)}
+    assert len(first["sessions"].inserts) == 82
+
+    data = pickle.dumps(first["sessions"])
+    assert len(data) < len(pickle.dumps(first["sessions"].inserts)) / 4  # the rows are not in it
+    restored = pickle.loads(data)
+    assert not restored.has_rows
+    restore_rows(restored, sessions, records, maps)
+    assert restored.inserts == first["sessions"].inserts and restored.updates == []
+    assert restored.id_map == first["sessions"].id_map
+
+    publish_step(engine, validated, first, "run-1")
+    again = validate_archive(engine, path, "OTS16", force=True)
+    edited = again.records(sessions)
+    edited[5].values["title"] = "Another title"  # one session changed: an update, the rest unchanged
+    second = plan_all(engine, again)["sessions"]
+    assert (len(second.inserts), len(second.updates), second.unchanged) == (0, 1, 81)
+    restored = pickle.loads(pickle.dumps(second))
+    restore_rows(restored, sessions, edited, {name: first[name].id_map for name in upstream(sessions)})
+    assert restored.updates == second.updates and restored.updates[0]["title"] == "Another title"
+    assert restored.updates[0]["id"] == first["sessions"].id_map[edited[5].source_id]
+    with pytest.raises(ValueError, match="81 records, but the plan was made for 82"):
+        restore_rows(pickle.loads(pickle.dumps(second)), sessions, edited[1:], maps)
 
 
 def test_nothing_stays_frozen_after_an_import(tmp_path, monkeypatch):

@@ -17,8 +17,8 @@ from event_pipeline.assets import describe
 from event_pipeline.assets.common import ARCHIVES, GROUP, reported
 from event_pipeline.assets.selection import require_whole_import
 from event_pipeline.importer import ValidatedArchive, plan_step
-from event_pipeline.model.catalog import EVENT, MODELS, ModelSpec, upstream
-from event_pipeline.plan.diff import ModelPlan
+from event_pipeline.model.catalog import BY_NAME, EVENT, MODELS, ModelSpec, upstream
+from event_pipeline.plan.diff import ModelPlan, restore_rows
 from event_pipeline.resources import DatabaseResource
 
 PREVIEW_FIELDS = 6
@@ -26,7 +26,20 @@ PRIVATE_FIELDS = ("email", "mobile", "phone")  # record fields shown in a model'
 
 
 def ancestor_output(context: dg.AssetExecutionContext, name: str) -> Any:
-    """The output of the ancestor asset ``name`` for this run's partition (the run-cached IO manager)."""
+    """The output of the ancestor asset ``name`` for this run's partition (the run-cached IO manager).
+
+    A model's plan read back from an earlier run's pickle (a re-execution from failure) has no rows
+    (``ModelPlan.__getstate__``): they are built again here from the archive and the id maps."""
+    output = _stored(context, name)
+    if isinstance(output, ModelPlan) and not output.has_rows:
+        spec = BY_NAME[name]
+        validated: ValidatedArchive = _stored(context, "archive")
+        maps = {upstream_name: _stored(context, upstream_name).id_map for upstream_name in upstream(spec)}
+        restore_rows(output, spec, validated.records(spec), maps)
+    return output
+
+
+def _stored(context: dg.AssetExecutionContext, name: str) -> Any:
     return context.resources.io_manager.stored_output(dg.AssetKey(name), context.partition_key)
 
 
