@@ -26,6 +26,7 @@ import sqlalchemy as sa
 
 from event_pipeline import cli
 from event_pipeline.db import dispose_engines, get_engine
+from event_pipeline.importer import release_frozen
 
 PG_ADMIN = os.environ.get("EVENT_PIPELINE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REPO = Path(__file__).resolve().parents[1]
@@ -107,6 +108,15 @@ def _close_pools():
     otherwise keep idle connections to every schema it used, and PostgreSQL serves ~100 in all."""
     yield
     dispose_engines()
+
+
+@pytest.fixture(autouse=True)
+def _collector_back_on():
+    """A test that validates an archive and stops there (no publish, no failure hook) leaves what an
+    import would release: the frozen objects and the paused garbage collector. Released after each
+    test, so a worker of the suite keeps collecting."""
+    yield
+    release_frozen()
 
 
 @pytest.fixture(autouse=True)

@@ -82,12 +82,13 @@ def test_nothing_stays_frozen_after_an_import(tmp_path, monkeypatch):
     gc.unfreeze()
     with pytest.raises(ImportFailed):
         validate_archive(engine, broken, "broken")
-    assert gc.get_freeze_count() == 0  # a failed validation froze nothing
+    assert gc.get_freeze_count() == 0 and gc.isenabled()  # a failed validation froze nothing
 
     validated = validate_archive(engine, good, "OTS16")
     assert gc.get_freeze_count() > 0  # the parsed archive is frozen while the import runs
+    assert not gc.isenabled()  # and the collector is off until the import ends
     publish_step(engine, validated, plan_all(engine, validated), "run-1")
-    assert gc.get_freeze_count() == 0
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
 
     path = tmp_path / "drop" / "OTS16-bulk.zip"
     path.parent.mkdir()
@@ -95,7 +96,7 @@ def test_nothing_stays_frozen_after_an_import(tmp_path, monkeypatch):
     monkeypatch.setattr(whole, "plan_all", _failing)  # a failure after validation, before publishing
     with pytest.raises(dg.Failure):
         bulk.import_one_archive(engine, "bulk", str(path), "job-1")
-    assert gc.get_freeze_count() == 0
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
 
 
 def _failing(*args, **kwargs):

@@ -45,8 +45,10 @@ def record_import_failure(context: dg.HookContext) -> None:
     :mod:`event_pipeline.assets.selection`), a row already SUCCESS (the import committed; what failed after it
     changes nothing), a run whose key breaks the key rule (refused before any row
     is made), and an interrupted step (SIGINT/SIGTERM, not an ``Exception``): the
-    CLI or the sweeper closes that row naming the signal.
+    CLI or the sweeper closes that row naming the signal. In every case the collector paused by
+    validation is turned back on (:func:`event_pipeline.importer.release_frozen`).
     """
+    importer.release_frozen()  # the import ends here: what validation froze is collectable again
     exc = context.op_exception
     if not isinstance(exc, Exception):
         return

@@ -25,6 +25,7 @@ import logging
 import os
 import sys
 
+from event_pipeline import collector
 from event_pipeline.cli import signals
 from event_pipeline.cli.commands import run_db_upgrade, run_export, run_token
 from event_pipeline.cli.importing import run_import
@@ -145,6 +146,7 @@ def run() -> None:
     does.
     """
     signals.install()
+    collector.hold_until_exit()  # the process ends with the import: no collection of what it frees anyway
     code = main()
     signals.defer_stops()
     # os._exit closes no connection: closing them here lets SQLite fold its write-ahead log into the

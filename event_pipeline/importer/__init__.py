@@ -14,10 +14,11 @@ key's lock (the bulk job); :func:`record_failure` (``failures``) is the one
 failure path; ``validate`` calls step 1 and plans without reserving ids.
 """
 
+from event_pipeline.collector import release_frozen
 from event_pipeline.importer.failures import record_failure
 from event_pipeline.importer.planning import plan_all, plan_step, summarise
 from event_pipeline.importer.publishing import PUBLISH_ATTEMPTS, publish_step
-from event_pipeline.importer.validating import ValidatedArchive, release_frozen, validate_archive
+from event_pipeline.importer.validating import ValidatedArchive, validate_archive
 from event_pipeline.importer.whole import import_archive, open_source
 
 __all__ = [

@@ -10,8 +10,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from event_pipeline.collector import release_frozen
 from event_pipeline.importer.planning import plan_all, summarise
-from event_pipeline.importer.validating import ValidatedArchive, release_frozen
+from event_pipeline.importer.validating import ValidatedArchive
 from event_pipeline.model.schema import events
 from event_pipeline.plan.diff import ModelPlan, event_target
 from event_pipeline.publish import import_log, result

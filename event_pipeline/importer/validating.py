@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from event_pipeline.collector import gc_paused
 from event_pipeline.media.check import Digest, check_media
 from event_pipeline.model.catalog import ModelSpec
 from event_pipeline.plan.diff import EventTarget, event_target
@@ -60,31 +58,8 @@ def _reread(path: Path, sha256: str) -> Normalised:
             raise ImportFailed(
                 [Problem(path.name, None, None, "the archive changed since this run validated it; start a new import")]
             )
-        with _gc_paused():
+        with gc_paused():
             return normalise(archive)
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Parsing and normalising allocate millions of small objects and free none of them; Python's
-    cyclic GC would traverse them again and again (it was half the time of these steps, and ~4 s of
-    CPU in the later steps of a 100k-session import). The collector is off while they are made, and
-    they are then frozen (left out of collections; reference counting still frees them) until
-    :func:`publish_step` ends (or the bulk import of the archive fails) and :func:`release_frozen`
-    unfreezes them, so a long-lived worker keeps collecting as before."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-        gc.freeze()  # only what a valid archive produced: a failed validation leaves nothing frozen
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def release_frozen() -> None:
-    """Make what validation froze collectable again; called when an import ends, however it ends."""
-    gc.unfreeze()
 
 
 def validate_archive(
@@ -105,7 +80,7 @@ def validate_archive(
             return ValidatedArchive(key, str(path), sha256, target, True, None, [])
         if problems.errors and not archive.members:
             raise ImportFailed(problems.errors, problems.warnings)  # not a zip we can read at all
-        with _gc_paused():
+        with gc_paused():
             # Normalise even after a JSON error elsewhere, so every problem is reported at once.
             normalised = normalise(archive)
             # Every media member read, from the same private copy, before any write.

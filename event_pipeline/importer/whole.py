@@ -13,10 +13,11 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from event_pipeline.collector import release_frozen
 from event_pipeline.importer.failures import record_failure
 from event_pipeline.importer.planning import plan_all
 from event_pipeline.importer.publishing import publish_step
-from event_pipeline.importer.validating import release_frozen, validate_archive
+from event_pipeline.importer.validating import validate_archive
 from event_pipeline.intake import keys, roots, s3
 from event_pipeline.model.catalog import MEDIA_MODELS
 from event_pipeline.problems import ImportFailed, Problem

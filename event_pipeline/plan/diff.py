@@ -158,7 +158,8 @@ def plan_model(
     """Plan the rows of one child model for ``event_id``."""
     table = TABLES[spec.name]
     existing = {} if is_new_event else _existing(engine, table, event_id)
-    plan = ModelPlan(spec.name, event_id, {}, kinds=bytearray(len(records)))
+    kinds = bytearray(len(records))  # INSERT (0) unless found below
+    plan = ModelPlan(spec.name, event_id, {}, kinds=kinds)
     new_rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     for index, record in enumerate(records):
@@ -171,10 +172,10 @@ def plan_model(
         row["id"] = current[0]
         if current[1] == row["content_hash"]:
             plan.unchanged += 1
-            plan.kinds[index] = UNCHANGED
+            kinds[index] = UNCHANGED
         else:
             plan.updates.append(row)
-            plan.kinds[index] = UPDATE
+            kinds[index] = UPDATE
         if record.source_key == record.source_id:
             plan.id_map[record.source_id] = row["id"]
     new_ids = reserve_ids(engine, table.name, len(new_rows)) if reserve else range(-1, -len(new_rows) - 1, -1)
