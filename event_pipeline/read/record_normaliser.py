@@ -147,6 +147,8 @@ class ModelNormaliser:
         """Parse one reference field into ``refs``; a value that is no usable reference is kept in ``extra``."""
         if ref.many:
             target: Any = self._many(ref, key, value, source_id, extra)
+        elif type(value) is int or (type(value) is dict and type(value.get("id")) is int):
+            target = str(value if type(value) is int else value["id"])  # the usual id: reference_id's result
         else:
             target, usable = reference_id(value)
             if not usable:
@@ -179,7 +181,7 @@ class ModelNormaliser:
         ids = self.known.get(ref.target)
         if ids is None:
             return False
-        return all(t in ids for t in target) if ref.many else target in ids
+        return ids.issuperset(target) if ref.many else target in ids
 
     def _many(self, ref: Ref, key: str, value: Any, source_id: str, extra: dict[str, Any]) -> list[str]:
         if value is None:
@@ -187,6 +189,9 @@ class ModelNormaliser:
         items = value if isinstance(value, list) else [value]
         targets = []
         for item in items:
+            if type(item) is dict and type(item.get("id")) is int:
+                targets.append(str(item["id"]))  # the usual id: reference_id's result
+                continue
             target, usable = reference_id(item)
             if target is not None:
                 targets.append(target)

@@ -219,22 +219,36 @@ def _jsonapi(document: dict, data: Any) -> dict[str, Any]:
 
 def omitted_links(records: dict[str, list], spec, ref, links: dict[str, list[tuple[str, str]]]) -> dict[str, list[str]]:
     """For one list reference of ``spec`` (a session's ``speakers``, a speaker's or track's ``sessions``):
-    per record, the targets the database will link it to that the record itself did not list."""
-    implied: dict[str, set[str]] = {}
+    per record, the targets the database will link it to that the record itself did not list.
+
+    Worked out on (record, target) pairs as a whole (usually every link is listed from both sides and
+    nothing is left), then per record in the records' order."""
     if ref.inverse:
-        for target in records.get(ref.target, []):
-            owner = target.refs.get(ref.inverse)
-            if owner is not None:
-                implied.setdefault(owner, set()).add(target.source_id)
+        implied = {
+            (owner, target.source_id)
+            for target in records.get(ref.target, [])
+            if (owner := target.refs.get(ref.inverse)) is not None
+        }
     elif ref.link is not None:
-        for owner, member in links.get(ref.link.table, []):
-            own, other = (owner, member) if spec.name == ref.link.owner else (member, owner)
-            implied.setdefault(own, set()).add(other)
+        pairs = links.get(ref.link.table, [])
+        implied = set(pairs) if spec.name == ref.link.owner else {(member, owner) for owner, member in pairs}
+    else:
+        return {}
+    own = records.get(spec.name, [])
+    ids = [record.source_id for record in own]
+    listed = {(record.source_id, target) for record in own for target in record.refs.get(ref.field) or []}
+    if len(set(ids)) != len(ids):  # records sharing an id ("1" and "1#2"): each against its own list
+        listed = set()
+    missing: dict[str, set[str]] = {}
+    for owner, target in implied - listed:
+        missing.setdefault(owner, set()).add(target)
     out: dict[str, list[str]] = {}
-    for record in records.get(spec.name, []):
-        missing = implied.get(record.source_id, set()) - set(record.refs.get(ref.field) or [])
-        if missing:
-            out[record.source_id] = sorted(missing)
+    for record in own:
+        if record.source_id not in missing:
+            continue
+        left = missing[record.source_id] - set(record.refs.get(ref.field) or [])
+        if left:
+            out[record.source_id] = sorted(left)
     return out
 
 
