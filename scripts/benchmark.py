@@ -612,6 +612,13 @@ with open(out, "w") as fh:
                "killed_at_rss_kib": killed[0] if killed else None}, fh)
 """
 MAX_RSS_KIB = 0  # --max-rss-mib, in KiB; 0: no limit
+# The importer's size limits (read/limits.py) raised past what the largest archive holds: the sessions
+# file of 1M sessions is 1.6 GB of JSON, beyond the default 256 MiB per data file and 1 GiB per member.
+SIZE_LIMITS = {
+    "EVENT_PIPELINE_MAX_JSON_BYTES": str(16 << 30),
+    "EVENT_PIPELINE_MAX_MEMBER_BYTES": str(16 << 30),
+    "EVENT_PIPELINE_MAX_TOTAL_BYTES": str(32 << 30),
+}
 
 
 def run_measured(command: list[str], env: dict[str, str]) -> tuple[dict[str, Any], list[str], str]:
@@ -691,7 +698,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     shutil.copy(SOURCE / "dagster.yaml", home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
     # Media into a throwaway folder, not the data/ of the checkout (someone may be working in it).
-    env = {**os.environ, "DAGSTER_HOME": str(home), "EVENT_PIPELINE_DATA_DIR": str(home / "data")}
+    env = {**os.environ, "DAGSTER_HOME": str(home), "EVENT_PIPELINE_DATA_DIR": str(home / "data"), **SIZE_LIMITS}
     env.pop("EVENT_PIPELINE_DATABASE_URL", None)
     columns = table_columns()
     once = set(args.once)
