@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from event_pipeline.cli import sqlite_storage
 from event_pipeline.cli.output import emit, failure, log
 from event_pipeline.cli.signals import defer_stops, interrupted, settings_module
 from event_pipeline.intake import keys
@@ -68,7 +69,21 @@ def run_import(path: str, key: str | None, force: bool, database_url: str | None
     assert key is not None  # a key that breaks the rule is refused
     home = settings.dagster_home()
     os.environ["DAGSTER_HOME"] = str(home)  # the instance of this run, for Dagster and whatever it starts
+    run_id = str(uuid.uuid4())  # known before the run starts, to find its row however it ends
+    # Dagster's SQLite storage opens a connection per event and query: see sqlite_storage.
+    with sqlite_storage.kept_open(home):
+        outcome, stopped = _execute(home, archive, key, run_id, force, url, verbose)
+    return emit(_settle(url, run_id, key, archive, force, outcome, stopped))
 
+
+def _execute(
+    home: Path, archive: Path, key: str, run_id: str, force: bool, url: str, verbose: bool
+) -> tuple[Any, BaseException | None]:
+    """The import job's run on the home's instance: its result (None if it never ended), and what stopped it.
+
+    An interruption before the run starts propagates (nothing was written);
+    once it started, whatever ends it is returned for :func:`_settle`.
+    """
     import dagster as dg
 
     from event_pipeline import progress
@@ -85,7 +100,6 @@ def run_import(path: str, key: str | None, force: bool, database_url: str | None
         instance.all_instigator_state()
         if not instance.has_dynamic_partition(ARCHIVES_NAME, key):
             instance.add_dynamic_partitions(ARCHIVES_NAME, [key])
-    run_id = str(uuid.uuid4())  # known before the run starts, to find its row however it ends
     outcome = None
     stopped: BaseException | None = None
     try:
@@ -116,7 +130,7 @@ def run_import(path: str, key: str | None, force: bool, database_url: str | None
     except BaseException as exc:  # noqa: BLE001 - SIGINT/SIGTERM included: the row must still be closed
         defer_stops()
         stopped = exc
-    return emit(_settle(url, run_id, key, archive, force, outcome, stopped))
+    return outcome, stopped
 
 
 def _settle(
