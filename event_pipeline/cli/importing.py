@@ -87,8 +87,9 @@ def _execute(
     import dagster as dg
 
     from event_pipeline import progress
+    from event_pipeline.assets.archive import import_run_config
     from event_pipeline.assets.common import ARCHIVES_NAME, HOST_TAG, KEY_TAG, PID_TAG
-    from event_pipeline.definitions import IMPORT_JOB_NAME, defs, import_run_config
+    from event_pipeline.import_definitions import IMPORT_JOB_NAME, import_defs
     from event_pipeline.intake import roots
     from event_pipeline.resources.database import run_scoped
 
@@ -107,7 +108,7 @@ def _execute(
             # Whoever runs the command can read the file anyway: the archive roots guard the
             # runs other entry points (the launchpad, the API) start, not this one.
             with instance, roots.unrestricted():
-                job = progress.with_progress(defs.resolve_job_def(IMPORT_JOB_NAME))
+                job = progress.with_progress(import_defs.resolve_job_def(IMPORT_JOB_NAME))
                 run_config = import_run_config(str(archive), force=force)
                 outcome = job.execute_in_process(
                     instance=instance,
