@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from event_pipeline.cli import sqlite_storage
+from event_pipeline.cli import startup_gc
 from event_pipeline.cli.output import emit, failure, log
 from event_pipeline.cli.signals import defer_stops, interrupted, settings_module
 from event_pipeline.intake import keys
@@ -61,18 +61,21 @@ def run_import(path: str, key: str | None, force: bool, database_url: str | None
     anything is written). After the job, :func:`_settle` decides what to
     print from what was committed.
     """
-    settings = settings_module()
-    url = settings.database_url(database_url)
-    archive, key, refused = checked(path, key, url)
-    if refused:
-        return failure(refused, key)
-    assert key is not None  # a key that breaks the rule is refused
-    home = settings.dagster_home()
-    os.environ["DAGSTER_HOME"] = str(home)  # the instance of this run, for Dagster and whatever it starts
-    run_id = str(uuid.uuid4())  # known before the run starts, to find its row however it ends
-    # Dagster's SQLite storage opens a connection per event and query: see sqlite_storage.
-    with sqlite_storage.kept_open(home):
-        outcome, stopped = _execute(home, archive, key, run_id, force, url, verbose)
+    with startup_gc.paused():  # until the job starts (_execute): start-up makes no garbage worth collecting
+        settings = settings_module()
+        url = settings.database_url(database_url)
+        archive, key, refused = checked(path, key, url)
+        if refused:
+            return failure(refused, key)
+        assert key is not None  # a key that breaks the rule is refused
+        home = settings.dagster_home()
+        os.environ["DAGSTER_HOME"] = str(home)  # the instance of this run, for Dagster and whatever it starts
+        run_id = str(uuid.uuid4())  # known before the run starts, to find its row however it ends
+        from event_pipeline.cli import sqlite_storage  # SQLAlchemy: imported once the signal handlers are in place
+
+        # Dagster's SQLite storage opens a connection per event and query: see sqlite_storage.
+        with sqlite_storage.kept_open(home):
+            outcome, stopped = _execute(home, archive, key, run_id, force, url, verbose)
     return emit(_settle(url, run_id, key, archive, force, outcome, stopped))
 
 
@@ -110,6 +113,7 @@ def _execute(
             with instance, roots.unrestricted():
                 job = progress.with_progress(import_defs.resolve_job_def(IMPORT_JOB_NAME))
                 run_config = import_run_config(str(archive), force=force)
+                startup_gc.resume()
                 outcome = job.execute_in_process(
                     instance=instance,
                     partition_key=key,
