@@ -12,8 +12,7 @@ from event_pipeline.assets.import_file import import_file_job
 from event_pipeline.assets.job import IMPORT_JOB_NAME, import_job
 from event_pipeline.assets.report import schedule_report_asset
 from event_pipeline.bulk import bulk_import_job
-from event_pipeline.resources import DatabaseResource, MediaStorageResource
-from event_pipeline.resources.io_manager import RunCachedFilesystemIOManager
+from event_pipeline.import_definitions import location_resources
 from event_pipeline.sensors import SCHEDULES, SENSORS
 
 __all__ = ["IMPORT_JOB_NAME", "defs", "export_job", "import_job", "import_run_config"]
@@ -34,9 +33,5 @@ defs = dg.Definitions(
     jobs=[import_job, bulk_import_job, export_job, import_file_job],
     # Every implicit asset job ("Materialize" in the UI, backfills) runs in-process like import_archive.
     executor=dg.in_process_executor,
-    resources={
-        "database": DatabaseResource.from_settings(),
-        "media_storage": MediaStorageResource.from_settings(),
-        "io_manager": RunCachedFilesystemIOManager(),
-    },
+    resources=location_resources(),
 )

@@ -15,6 +15,7 @@ from conftest import BROKEN_SAMPLE, REFERENCE_ORDER, REPO, import_archive, run_c
 
 from event_pipeline.db import get_engine
 from event_pipeline.definitions import IMPORT_JOB_NAME, defs
+from event_pipeline.import_definitions import import_defs
 from event_pipeline.model.catalog import MODELS
 from event_pipeline.settings import example_archive
 
@@ -52,6 +53,15 @@ def test_job_is_partitioned_and_in_process():
     assert job.executor_def.name == "in_process"
     assert isinstance(job.partitions_def, dg.DynamicPartitionsDefinition)
     assert job.partitions_def.name == "archives"
+
+
+def test_the_command_line_runs_the_code_locations_import_job():
+    # The CLI resolves the job from import_defs (the import alone, quicker to load): the very same job,
+    # down to the snapshot Dagster stores with each run.
+    ours, location = import_defs.resolve_job_def(IMPORT_JOB_NAME), defs.resolve_job_def(IMPORT_JOB_NAME)
+    assert ours.get_job_snapshot_id() == location.get_job_snapshot_id()
+    assert ours.resource_defs.keys() == location.resource_defs.keys()
+    assert ours.executor_def.name == location.executor_def.name
 
 
 def test_dagster_definitions_validate_passes():

@@ -31,7 +31,6 @@ from event_pipeline.cli.commands import run_db_upgrade, run_export, run_token
 from event_pipeline.cli.importing import run_import
 from event_pipeline.cli.output import emit, failure
 from event_pipeline.cli.validating import run_validate, validation
-from event_pipeline.db import dispose_engines
 from event_pipeline.problems import Problem, first_line
 from event_pipeline.redact import mask
 
@@ -151,8 +150,10 @@ def run() -> None:
     signals.defer_stops()
     # os._exit closes no connection: closing them here lets SQLite fold its write-ahead log into the
     # database file (the last connection's checkpoint), so a copy of the .db file alone holds the import.
-    with contextlib.suppress(Exception):
-        dispose_engines()
+    db = sys.modules.get("event_pipeline.db")  # not imported (a usage error): no engine to close
+    if db is not None:
+        with contextlib.suppress(Exception):
+            db.dispose_engines()
     with contextlib.suppress(Exception):
         logging.shutdown()
     for stream in (sys.stdout, sys.stderr):

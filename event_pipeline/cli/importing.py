@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from event_pipeline.cli import startup_gc
 from event_pipeline.cli.output import emit, failure, log
 from event_pipeline.cli.signals import defer_stops, interrupted, settings_module
 from event_pipeline.intake import keys
@@ -60,20 +61,38 @@ def run_import(path: str, key: str | None, force: bool, database_url: str | None
     anything is written). After the job, :func:`_settle` decides what to
     print from what was committed.
     """
-    settings = settings_module()
-    url = settings.database_url(database_url)
-    archive, key, refused = checked(path, key, url)
-    if refused:
-        return failure(refused, key)
-    assert key is not None  # a key that breaks the rule is refused
-    home = settings.dagster_home()
-    os.environ["DAGSTER_HOME"] = str(home)  # the instance of this run, for Dagster and whatever it starts
+    with startup_gc.paused():  # until the job starts (_execute): start-up makes no garbage worth collecting
+        settings = settings_module()
+        url = settings.database_url(database_url)
+        archive, key, refused = checked(path, key, url)
+        if refused:
+            return failure(refused, key)
+        assert key is not None  # a key that breaks the rule is refused
+        home = settings.dagster_home()
+        os.environ["DAGSTER_HOME"] = str(home)  # the instance of this run, for Dagster and whatever it starts
+        run_id = str(uuid.uuid4())  # known before the run starts, to find its row however it ends
+        from event_pipeline.cli import sqlite_storage  # SQLAlchemy: imported once the signal handlers are in place
 
+        # Dagster's SQLite storage opens a connection per event and query: see sqlite_storage.
+        with sqlite_storage.kept_open(home):
+            outcome, stopped = _execute(home, archive, key, run_id, force, url, verbose)
+    return emit(_settle(url, run_id, key, archive, force, outcome, stopped))
+
+
+def _execute(
+    home: Path, archive: Path, key: str, run_id: str, force: bool, url: str, verbose: bool
+) -> tuple[Any, BaseException | None]:
+    """The import job's run on the home's instance: its result (None if it never ended), and what stopped it.
+
+    An interruption before the run starts propagates (nothing was written);
+    once it started, whatever ends it is returned for :func:`_settle`.
+    """
     import dagster as dg
 
     from event_pipeline import progress
+    from event_pipeline.assets.archive import import_run_config
     from event_pipeline.assets.common import ARCHIVES_NAME, HOST_TAG, KEY_TAG, PID_TAG
-    from event_pipeline.definitions import IMPORT_JOB_NAME, defs, import_run_config
+    from event_pipeline.import_definitions import IMPORT_JOB_NAME, import_defs
     from event_pipeline.intake import roots
     from event_pipeline.resources.database import run_scoped
 
@@ -85,7 +104,6 @@ def run_import(path: str, key: str | None, force: bool, database_url: str | None
         instance.all_instigator_state()
         if not instance.has_dynamic_partition(ARCHIVES_NAME, key):
             instance.add_dynamic_partitions(ARCHIVES_NAME, [key])
-    run_id = str(uuid.uuid4())  # known before the run starts, to find its row however it ends
     outcome = None
     stopped: BaseException | None = None
     try:
@@ -93,8 +111,9 @@ def run_import(path: str, key: str | None, force: bool, database_url: str | None
             # Whoever runs the command can read the file anyway: the archive roots guard the
             # runs other entry points (the launchpad, the API) start, not this one.
             with instance, roots.unrestricted():
-                job = progress.with_progress(defs.resolve_job_def(IMPORT_JOB_NAME))
+                job = progress.with_progress(import_defs.resolve_job_def(IMPORT_JOB_NAME))
                 run_config = import_run_config(str(archive), force=force)
+                startup_gc.resume()
                 outcome = job.execute_in_process(
                     instance=instance,
                     partition_key=key,
@@ -116,7 +135,7 @@ def run_import(path: str, key: str | None, force: bool, database_url: str | None
     except BaseException as exc:  # noqa: BLE001 - SIGINT/SIGTERM included: the row must still be closed
         defer_stops()
         stopped = exc
-    return emit(_settle(url, run_id, key, archive, force, outcome, stopped))
+    return outcome, stopped
 
 
 def _settle(
