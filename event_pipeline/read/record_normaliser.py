@@ -147,8 +147,10 @@ class ModelNormaliser:
         """Parse one reference field into ``refs``; a value that is no usable reference is kept in ``extra``."""
         if ref.many:
             target: Any = self._many(ref, key, value, source_id, extra)
-        elif type(value) is int or (type(value) is dict and type(value.get("id")) is int):
-            target = str(value if type(value) is int else value["id"])  # the usual id: reference_id's result
+        elif type(value) is int:
+            target = str(value)  # the usual ids, as reference_id gives them
+        elif type(value) is dict and type(value.get("id")) is int:
+            target = str(value["id"])
         else:
             target, usable = reference_id(value)
             if not usable:
