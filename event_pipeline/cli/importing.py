@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from event_pipeline.cli import startup_gc
+from event_pipeline import collector
 from event_pipeline.cli.output import emit, failure, log
 from event_pipeline.cli.signals import defer_stops, interrupted, settings_module
 from event_pipeline.intake import keys
@@ -61,7 +61,7 @@ def run_import(path: str, key: str | None, force: bool, database_url: str | None
     anything is written). After the job, :func:`_settle` decides what to
     print from what was committed.
     """
-    with startup_gc.paused():  # until the job starts (_execute): start-up makes no garbage worth collecting
+    with collector.startup_paused():  # until the job starts (_execute): start-up makes no garbage worth collecting
         settings = settings_module()
         url = settings.database_url(database_url)
         archive, key, refused = checked(path, key, url)
@@ -113,7 +113,7 @@ def _execute(
             with instance, roots.unrestricted():
                 job = progress.with_progress(import_defs.resolve_job_def(IMPORT_JOB_NAME))
                 run_config = import_run_config(str(archive), force=force)
-                startup_gc.resume()
+                collector.resume_after_startup()
                 outcome = job.execute_in_process(
                     instance=instance,
                     partition_key=key,
