@@ -136,8 +136,8 @@ def fail_after_writing(monkeypatch):
     """The import's publish writes everything, then fails (before the commit)."""
     real = publishing.publish
 
-    def publish_then_fail(conn, plans, sha256, before_commit=None):
-        real(conn, plans, sha256, before_commit=before_commit)
+    def publish_then_fail(conn, plans, sha256, rows, before_commit=None):
+        real(conn, plans, sha256, rows, before_commit=before_commit)
         raise RuntimeError("injected failure after all writes")
 
     monkeypatch.setattr(publishing, "publish", publish_then_fail)

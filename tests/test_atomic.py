@@ -34,8 +34,8 @@ def _fail_after_writing(monkeypatch):
     """Make the last asset fail after every row has been written, before commit."""
     real = publishing.publish
 
-    def publish_then_fail(conn, plans, sha256, before_commit=None):
-        real(conn, plans, sha256, before_commit=before_commit)
+    def publish_then_fail(conn, plans, sha256, rows, before_commit=None):
+        real(conn, plans, sha256, rows, before_commit=before_commit)
         assert conn.execute(sa.text("select count(*) from events")).scalar() > 0  # the rows really were written
         raise RuntimeError("injected failure after all writes")
 

@@ -112,10 +112,10 @@ def test_same_key_never_overlaps_different_keys_run_in_parallel(db_url, tmp_path
     real_publish = publishing.publish
     spans: list[tuple[str, float, float]] = []
 
-    def slow_publish(conn, plans, sha256, before_commit=None):
+    def slow_publish(conn, plans, sha256, rows, before_commit=None):
         started = time.monotonic()
         try:  # every attempt counts, also one that fails on a conflict and is retried
-            real_publish(conn, plans, sha256, before_commit=before_commit)
+            real_publish(conn, plans, sha256, rows, before_commit=before_commit)
             time.sleep(0.6)
         finally:
             spans.append((threading.current_thread().name.split("#")[0], started, time.monotonic()))

@@ -102,13 +102,13 @@ def test_connection_dropped_mid_import_then_retry(db_url, monkeypatch):
     """The server ends our session half-way through the writes: FAILURE, no rows, and a retry succeeds."""
     real = publishing.publish
 
-    def publish_and_lose_connection(conn, plans, sha256, before_commit=None):
+    def publish_and_lose_connection(conn, plans, sha256, rows, before_commit=None):
         def kill_own_backend(c):
             pid = c.exec_driver_sql("select pg_backend_pid()").scalar()
             with psycopg.connect(db_url.split("?")[0], autocommit=True) as admin:
                 admin.execute("select pg_terminate_backend(%s)", (pid,))
 
-        real(conn, plans, sha256, before_commit=kill_own_backend)
+        real(conn, plans, sha256, rows, before_commit=kill_own_backend)
 
     monkeypatch.setattr(publishing, "publish", publish_and_lose_connection)
     code, result = import_archive(sample("FOSSASIASummit2016"), db_url)

@@ -8,7 +8,7 @@ column or model shows up in the UI without touching this module. Tables in metad
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import dagster as dg
@@ -122,9 +122,10 @@ def warnings_table(warnings: list[Problem], total: int | None = None) -> dg.Meta
     )
 
 
-def preview_table(rows: Sequence[Mapping[str, Any]], columns: list[str]) -> dg.MetadataValue:
-    """The first rows written (inserted or updated) as a markdown table of ``columns``."""
-    return dg.MetadataValue.md(markdown_table(columns, ([row.get(c) for c in columns] for row in rows), len(rows)))
+def preview_table(rows: Iterable[Mapping[str, Any]], columns: list[str], total: int) -> dg.MetadataValue:
+    """The first rows written (inserted or updated; ``total`` of them) as a markdown table of ``columns``; only
+    the rows shown are taken from ``rows``."""
+    return dg.MetadataValue.md(markdown_table(columns, ([row.get(c) for c in columns] for row in rows), total))
 
 
 def _cell(value: Any) -> str:

@@ -9,6 +9,7 @@ edge from each. So ``archive`` and ``event`` no longer fan out to every model, a
 graph's only topological order.
 """
 
+import itertools
 from typing import Any
 
 import dagster as dg
@@ -17,8 +18,8 @@ from event_pipeline.assets import describe
 from event_pipeline.assets.common import ARCHIVES, GROUP, reported
 from event_pipeline.assets.selection import require_whole_import
 from event_pipeline.importer import ValidatedArchive, plan_step
-from event_pipeline.model.catalog import BY_NAME, EVENT, MODELS, ModelSpec, upstream
-from event_pipeline.plan.diff import ModelPlan, restore_rows
+from event_pipeline.model.catalog import EVENT, MODELS, ModelSpec, upstream
+from event_pipeline.plan.diff import INSERT, UPDATE, ModelPlan, planned_rows
 from event_pipeline.resources import DatabaseResource
 
 PREVIEW_FIELDS = 6
@@ -26,20 +27,7 @@ PRIVATE_FIELDS = ("email", "mobile", "phone")  # record fields shown in a model'
 
 
 def ancestor_output(context: dg.AssetExecutionContext, name: str) -> Any:
-    """The output of the ancestor asset ``name`` for this run's partition (the run-cached IO manager).
-
-    A model's plan read back from an earlier run's pickle (a re-execution from failure) has no rows
-    (``ModelPlan.__getstate__``): they are built again here from the archive and the id maps."""
-    output = _stored(context, name)
-    if isinstance(output, ModelPlan) and not output.has_rows:
-        spec = BY_NAME[name]
-        validated: ValidatedArchive = _stored(context, "archive")
-        maps = {upstream_name: _stored(context, upstream_name).id_map for upstream_name in upstream(spec)}
-        restore_rows(output, spec, validated.records(spec), maps)
-    return output
-
-
-def _stored(context: dg.AssetExecutionContext, name: str) -> Any:
+    """The output of the ancestor asset ``name`` for this run's partition (the run-cached IO manager)."""
     return context.resources.io_manager.stored_output(dg.AssetKey(name), context.partition_key)
 
 
@@ -79,7 +67,8 @@ def build_model_asset(spec: ModelSpec, previous: ModelSpec | None) -> dg.AssetsD
             plan = plan_step(engine, spec, validated, maps)
         warnings = [w for w in validated.warnings if describe.concerns(spec, w.file)]
         context.log.info(f"{spec.name}: {plan.count} records, {len(warnings)} warnings")
-        written = plan.inserts + plan.updates
+        records = validated.records(spec) if spec is not EVENT else []
+        written = itertools.chain(*(planned_rows(plan, spec, records, maps, kind) for kind in (INSERT, UPDATE)))
         context.add_output_metadata(
             {
                 "records": plan.count,
@@ -88,7 +77,7 @@ def build_model_asset(spec: ModelSpec, previous: ModelSpec | None) -> dg.AssetsD
                 "dagster/row_count": plan.count,
                 "warnings": len(warnings),
                 "warnings_table": describe.warnings_table(warnings),
-                "rows_written": describe.preview_table(written, preview),
+                "rows_written": describe.preview_table(written, preview, plan.created + plan.updated),
             }
         )
         return plan

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -13,8 +14,9 @@ from sqlalchemy.exc import IntegrityError
 from event_pipeline.collector import release_frozen
 from event_pipeline.importer.planning import plan_all, summarise
 from event_pipeline.importer.validating import ValidatedArchive
+from event_pipeline.model.catalog import EVENT, ModelSpec, upstream
 from event_pipeline.model.schema import events
-from event_pipeline.plan.diff import ModelPlan, event_target
+from event_pipeline.plan.diff import Amend, ModelPlan, event_target, planned_rows
 from event_pipeline.publish import import_log, result
 from event_pipeline.publish.write import ConcurrentImport, publish
 
@@ -80,15 +82,17 @@ def _publish_once(
     media: MediaPlan | None = None,
 ) -> dict[str, Any]:
     media_updates: dict[str, list[dict[str, Any]]] = {}
+    amend: dict[str, Amend] = {}
     if media is not None and not validated.unchanged:
         media.ensure_stored(engine, run_id)  # uploads happen before the commit
-        plans, media_updates = media.apply(plans)
+        amend, media_updates = media.apply(plans)
     counts, diff = summarise(plans)
     event_id = validated.target.event_id
     warnings = validated.warnings + (media.warnings if media is not None else [])
     with engine.begin() as conn:
         if not validated.unchanged:
-            publish(conn, plans, validated.sha256, before_commit=before_commit)
+            rows = functools.partial(_planned_rows, validated, plans, amend)
+            publish(conn, plans, validated.sha256, rows, before_commit=before_commit)
             if media is not None:
                 media.write(conn, media_updates)
         name, identifier = conn.execute(
@@ -120,3 +124,13 @@ def _publish_once(
             unmapped=outcome["unmapped"],
         )
     return outcome
+
+
+def _planned_rows(
+    validated: ValidatedArchive, plans: dict[str, ModelPlan], amend: dict[str, Amend], spec: ModelSpec, kind: int
+) -> Iterator[dict[str, Any]]:
+    """The rows ``spec``'s plan inserts or updates (``kind``), built from the archive's records and the id maps
+    of the plans, with the media plan's amendment."""
+    maps = {name: plans[name].id_map for name in upstream(spec)}
+    records = validated.records(spec) if spec is not EVENT else []
+    return planned_rows(plans[spec.name], spec, records, maps, kind, amend.get(spec.name))

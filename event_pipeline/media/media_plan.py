@@ -4,7 +4,7 @@ A :class:`MediaPlan` is made by :func:`~event_pipeline.media.prepare.prepare` an
 applied by the import's publish step (``importer/publishing.py``), in this order:
 
 - :meth:`MediaPlan.ensure_stored`: every object is there (e.g. after a re-execution);
-- :meth:`MediaPlan.apply`: the stored URLs into the planned rows;
+- :meth:`MediaPlan.apply`: the stored URLs into the planned rows, as they are built;
 - :meth:`MediaPlan.write`: rows whose media alone changed, in the import's transaction;
 - then :meth:`MediaPlan.after_commit` (objects no longer referenced are deleted) or,
   if the import failed, :meth:`MediaPlan.discard` (the objects it uploaded are deleted).
@@ -15,6 +15,7 @@ StoredObject``; ``counts`` holds the ``COUNTERS`` (objects, bytes) of the summar
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ from event_pipeline.problems import Problem
 
 if TYPE_CHECKING:
     from event_pipeline.importer import ValidatedArchive
-    from event_pipeline.plan.diff import ModelPlan
+    from event_pipeline.plan.diff import Amend, ModelPlan
 
 log = logging.getLogger("event_pipeline.media")
 
@@ -104,19 +105,15 @@ class MediaPlan:
                 self.counts["uploaded"] += 1
                 self.counts["bytes_uploaded"] += obj.size
 
-    def apply(self, plans: dict[str, ModelPlan]) -> tuple[dict[str, ModelPlan], dict[str, list[dict[str, Any]]]]:
-        """Put the stored URLs into the planned rows (in place: these plans are about to be written, and a
-        copy of every row of 50 000 speakers was the peak of an import's memory), and return the updates
-        of rows whose media alone changed. Applying twice gives the same rows."""
+    def apply(self, plans: dict[str, ModelPlan]) -> tuple[dict[str, Amend], dict[str, list[dict[str, Any]]]]:
+        """Per media model, the amendment that puts the stored URLs into each of its planned rows as they
+        are built (``plan/diff.planned_rows``), and the updates of rows whose media alone changed (rows the
+        plans do not write). Amending a row twice gives the same row."""
+        amend: dict[str, Amend] = {}
         pending: dict[str, list[dict[str, Any]]] = {}
         for name, rows in self.rows.items():
-            plan = plans[name]
-            for row in (*plan.inserts, *plan.updates):
-                media = rows.get(row["id"])
-                if media is not None:
-                    row.update(media.values)
-                    row["extra"] = media.full_extra()
-            written = {row["id"] for row in plan.inserts} | {row["id"] for row in plan.updates}
+            amend[name] = functools.partial(_amend, rows)
+            written = plans[name].written()
             columns = [m.column for m in BY_NAME[name].media]
             updates = [
                 {"id": row_id, **{c: rows[row_id].values.get(c) for c in columns}, "extra": rows[row_id].full_extra()}
@@ -124,7 +121,7 @@ class MediaPlan:
             ]
             if updates:
                 pending[name] = updates
-        return plans, pending
+        return amend, pending
 
     def write(self, conn: Connection, pending: dict[str, list[dict[str, Any]]]) -> None:
         """Bulk updates of the rows whose media alone changed, inside the import's transaction."""
@@ -185,3 +182,11 @@ class MediaPlan:
             **self.counts,
             "warnings": len(self.warnings),
         }
+
+
+def _amend(media_rows: dict[int, RowMedia], row: dict[str, Any]) -> None:
+    """A planned row with its stored media: the columns' new values, the archive's in ``extra``."""
+    media = media_rows.get(row["id"])
+    if media is not None:
+        row.update(media.values)
+        row["extra"] = media.full_extra()

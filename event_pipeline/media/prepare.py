@@ -86,10 +86,10 @@ def prepare(
     current_by_model: dict[str, dict[int, tuple[dict[str, Any], dict[str, Any]]]] = {}
     for spec in MEDIA_MODELS:
         current = {} if validated.target.is_new else current_media(engine, spec, event_id)
-        for _key, (_id, values, _paths) in current.items():
-            plan.previous |= keys_among(storage, namespace, event_id, values.values())
+        columns = (v for _id, values, _paths in current.values() for v in values.values())
+        plan.previous |= keys_among(storage, namespace, event_id, columns)
         model_plan = plans[spec.name]
-        planned = {row["source_key"]: row["id"] for row in [*model_plan.inserts, *model_plan.updates]}
+        planned = model_plan.written_ids(validated.records(spec))
         rows: dict[int, RowMedia] = {}
         current_by_model[spec.name] = {}
         for record in media_records(validated.normalised, spec):

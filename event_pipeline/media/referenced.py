@@ -36,9 +36,8 @@ def current_media(
     query = sa.select(table.c.source_key, table.c.id, paths_of, *[table.c[c] for c in columns]).where(owner == event_id)
     found = {}
     with contextlib.nullcontext(engine) if isinstance(engine, Connection) else engine.connect() as conn:
-        for row in conn.execute(query):
-            paths = row.paths if isinstance(row.paths, dict) else {}
-            found[row.source_key] = (row.id, {c: row._mapping[c] for c in columns}, paths)
+        for source_key, id_, paths, *values in conn.execute(query).tuples():  # tuples: no Row mapping per row
+            found[source_key] = (id_, dict(zip(columns, values, strict=True)), paths if isinstance(paths, dict) else {})
     return found
 
 
@@ -58,8 +57,8 @@ def referenced(conn: Engine | Connection, storage: Storage, namespace: str, even
     """The keys of the objects the event's rows (every media model) point at."""
     keys: set[str] = set()
     for spec in MEDIA_MODELS:
-        for _id, values, _paths in current_media(conn, spec, event_id).values():
-            keys |= keys_among(storage, namespace, event_id, values.values())
+        rows = current_media(conn, spec, event_id).values()
+        keys |= keys_among(storage, namespace, event_id, (v for _id, values, _paths in rows for v in values.values()))
     return keys
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from array import array
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,53 +28,56 @@ from event_pipeline.read.normalise import NormRecord
 
 @dataclass
 class ModelPlan:
-    """A model asset's output: its id map, and the writes that realise it."""
+    """A model asset's output: its id map, and the writes that realise it.
+
+    A child model's plan keeps no rows: per record (in the order of the model's records) its kind
+    (``kinds``: INSERT, UPDATE or UNCHANGED), its row id (``ids``) and its content hash (``digests``,
+    20 bytes each), and :func:`planned_rows` builds the rows again, one at a time, from the same records
+    and id maps when they are written. Rows kept for the writes were the second peak of an import's
+    memory (150 000 row dicts for 100 000 sessions, ~200 MiB) and most of its pickles. The event's
+    plan keeps its one row in ``event_rows`` (``kinds`` None)."""
 
     model: str
     event_id: int
     id_map: dict[str, int]  # source id -> database id (the first record with that id)
-    inserts: list[dict[str, Any]] = field(default_factory=list)
-    updates: list[dict[str, Any]] = field(default_factory=list)
+    created: int = 0
+    updated: int = 0
     delete_ids: list[int] = field(default_factory=list)
     unchanged: int = 0
     links_add: list[tuple[int, int]] = field(default_factory=list)  # the owned link's (owner id, member id)
     links_remove: list[tuple[int, int]] = field(default_factory=list)
     links_total: int = 0
     expected_revision: int | None = None  # events only: optimistic concurrency check
-    # Per record, in the order of the model's records: INSERT, UPDATE or UNCHANGED (bytes; see
-    # __getstate__). None for the event, whose one row is always pickled.
     kinds: bytearray | None = field(default=None, repr=False)
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickled (for a re-execution from failure) without its rows, which are most of an import's
-        pickles (the sessions plan of 100 000 sessions: 150 MB, 1 s of every import). They are
-        derived from the records, the id maps and the ids given here, so :func:`restore_rows` builds
-        them again, the same, from the re-read archive; the ids of the rows are kept in their order."""
-        if self.kinds is None:
-            return dict(self.__dict__)
-        return {
-            **self.__dict__,
-            "inserts": None,
-            "updates": None,
-            "_ids": (array("q", [row["id"] for row in self.inserts]), array("q", [row["id"] for row in self.updates])),
-        }
-
-    @property
-    def has_rows(self) -> bool:
-        """False for a plan read back from its pickle until :func:`restore_rows` has built its rows."""
-        return self.inserts is not None
+    ids: array | None = field(default=None, repr=False)  # array("q"): each record's row id
+    digests: bytearray | None = field(default=None, repr=False)  # each record's content hash, 20 bytes (SHA-1)
+    event_rows: list[dict[str, Any]] = field(default_factory=list)  # the event's row, if it is written
 
     @property
     def count(self) -> int:
-        return len(self.inserts) + len(self.updates) + self.unchanged
+        return self.created + self.updated + self.unchanged
 
     def diff(self) -> dict[str, int]:
         return {
-            "created": len(self.inserts),
-            "updated": len(self.updates),
+            "created": self.created,
+            "updated": self.updated,
             "deleted": len(self.delete_ids),
             "unchanged": self.unchanged,
         }
+
+    def written(self) -> set[int]:
+        """The ids of the rows this plan inserts or updates."""
+        if self.kinds is None or self.ids is None:
+            return {row["id"] for row in self.event_rows}
+        kinds, ids = self.kinds, self.ids
+        return {ids[i] for i, kind in enumerate(kinds) if kind != UNCHANGED}
+
+    def written_ids(self, records: list[NormRecord]) -> dict[str, int]:
+        """Source key -> row id of the records this plan inserts or updates."""
+        if self.kinds is None or self.ids is None:
+            return {row["source_key"]: row["id"] for row in self.event_rows}
+        kinds, ids = self.kinds, self.ids
+        return {r.source_key: ids[i] for i, r in enumerate(records) if kinds[i] != UNCHANGED}
 
 
 def content_hash(row: dict[str, Any]) -> str:
@@ -86,11 +90,16 @@ def content_hash(row: dict[str, Any]) -> str:
     (100 000 sessions: 0.33 s against 1.36 s). A value orjson refuses (an integer beyond 64 bits, a
     lone surrogate, which validation keeps out of rows anyway) falls back to ``repr``.
     """
+    return row_digest(row).hex()
+
+
+def row_digest(row: dict[str, Any]) -> bytes:
+    """:func:`content_hash` as its 20 bytes."""
     try:
         text = orjson.dumps(row)
     except (TypeError, orjson.JSONEncodeError):
         text = repr(list(row.items())).encode("utf-8", "surrogatepass")
-    return hashlib.sha1(text).hexdigest()
+    return hashlib.sha1(text).digest()
 
 
 def _row(spec: ModelSpec, record: NormRecord, maps: dict[str, dict[str, int]]) -> dict[str, Any]:
@@ -104,36 +113,46 @@ def _row(spec: ModelSpec, record: NormRecord, maps: dict[str, dict[str, int]]) -
     return row
 
 
-def _child_row(spec: ModelSpec, record: NormRecord, maps: dict[str, dict[str, int]], event_id: int) -> dict[str, Any]:
-    """A child model's row without its id: the columns, references as database ids, bookkeeping, hash."""
-    row = _row(spec, record, maps)
-    row["content_hash"] = content_hash(row)
-    row["event_id"] = event_id
-    return row
-
-
 INSERT, UPDATE, UNCHANGED = 0, 1, 2  # ModelPlan.kinds
+Amend = Callable[[dict[str, Any]], None]  # applied to each row built (the media plan's stored URLs)
 
 
-def restore_rows(plan: ModelPlan, spec: ModelSpec, records: list[NormRecord], maps: dict[str, dict[str, int]]) -> None:
-    """Build again the rows of a plan read back from its pickle (see ``ModelPlan.__getstate__``), from
-    the same records and id maps it was planned from, with the ids it gave them. Raises ValueError if
-    the records are not those of the plan (a plan is only read back with its run's archive, whose
-    bytes are checked)."""
-    if plan.has_rows:
+def planned_rows(
+    plan: ModelPlan,
+    spec: ModelSpec,
+    records: list[NormRecord],
+    maps: dict[str, dict[str, int]],
+    kind: int,
+    amend: Amend | None = None,
+) -> Iterator[dict[str, Any]]:
+    """The rows ``plan`` inserts (``kind`` INSERT) or updates (UPDATE), built one at a time, in the order of
+    the records, from the records and id maps it was planned from: the columns, references as database
+    ids, bookkeeping, the content hash and the id it gave them; ``amend`` then changes each in place.
+
+    Raises ValueError if ``records`` are not as many as the plan was made for (a plan is only ever given
+    its run's records, whose archive bytes are checked)."""
+    if plan.kinds is None:  # the event: its one row is in the plan, inserted or updated
+        if plan.created if kind == INSERT else plan.updated:
+            for row in plan.event_rows:
+                if amend is not None:
+                    amend(row)
+                yield row
         return
-    assert plan.kinds is not None  # only a child model's plan is pickled without its rows
-    state = plan.__dict__.pop("_ids")
-    insert_ids, update_ids = iter(state[0]), iter(state[1])
-    if len(records) != len(plan.kinds):
-        raise ValueError(f"{spec.name}: {len(records)} records, but the plan was made for {len(plan.kinds)}")
-    plan.inserts, plan.updates = [], []
-    for record, kind in zip(records, plan.kinds, strict=True):
-        if kind == UNCHANGED:
+    kinds, ids, digests = plan.kinds, plan.ids, plan.digests
+    assert ids is not None and digests is not None  # set with kinds, by plan_model
+    if len(records) != len(kinds):
+        raise ValueError(f"{spec.name}: {len(records)} records, but the plan was made for {len(kinds)}")
+    event_id = plan.event_id
+    for index, record in enumerate(records):
+        if kinds[index] != kind:
             continue
-        row = _child_row(spec, record, maps, plan.event_id)
-        row["id"] = next(insert_ids) if kind == INSERT else next(update_ids)
-        (plan.inserts if kind == INSERT else plan.updates).append(row)
+        row = _row(spec, record, maps)
+        row["content_hash"] = digests[index * 20 : index * 20 + 20].hex()
+        row["event_id"] = event_id
+        row["id"] = ids[index]
+        if amend is not None:
+            amend(row)
+        yield row
 
 
 def _existing(engine: Engine, table: sa.Table, event_id: int | None) -> dict[str, tuple[int, str]]:
@@ -155,35 +174,42 @@ def plan_model(
     is_new_event: bool = False,
     reserve: bool = True,
 ) -> ModelPlan:
-    """Plan the rows of one child model for ``event_id``."""
+    """Plan the rows of one child model for ``event_id``: each record's kind, row id and content hash
+    (the rows themselves are built again when written, :func:`planned_rows`)."""
     table = TABLES[spec.name]
     existing = {} if is_new_event else _existing(engine, table, event_id)
-    kinds = bytearray(len(records))  # INSERT (0) unless found below
-    plan = ModelPlan(spec.name, event_id, {}, kinds=kinds)
-    new_rows: list[dict[str, Any]] = []
+    count = len(records)
+    kinds = bytearray(count)  # INSERT (0) unless found below
+    ids = array("q", bytes(8 * count))
+    digests = bytearray(20 * count)
+    plan = ModelPlan(spec.name, event_id, {}, kinds=kinds, ids=ids, digests=digests)
+    new: list[int] = []  # indexes of the records to insert
     seen: set[str] = set()
+    id_map = plan.id_map
     for index, record in enumerate(records):
-        row = _child_row(spec, record, maps, event_id)
+        digest = row_digest(_row(spec, record, maps))
+        digests[index * 20 : index * 20 + 20] = digest
         seen.add(record.source_key)
         current = existing.get(record.source_key)
         if current is None:
-            new_rows.append(row)  # plan.kinds[index] is INSERT (0) already
+            new.append(index)  # kinds[index] is INSERT (0) already
             continue
-        row["id"] = current[0]
-        if current[1] == row["content_hash"]:
+        ids[index] = current[0]
+        if current[1] == digest.hex():
             plan.unchanged += 1
             kinds[index] = UNCHANGED
         else:
-            plan.updates.append(row)
+            plan.updated += 1
             kinds[index] = UPDATE
         if record.source_key == record.source_id:
-            plan.id_map[record.source_id] = row["id"]
-    new_ids = reserve_ids(engine, table.name, len(new_rows)) if reserve else range(-1, -len(new_rows) - 1, -1)
-    for row, new_id in zip(new_rows, new_ids, strict=True):
-        row["id"] = new_id
-        plan.inserts.append(row)
-        if row["source_key"] == row["source_id"]:
-            plan.id_map[row["source_id"]] = new_id
+            id_map[record.source_id] = current[0]
+    new_ids = reserve_ids(engine, table.name, len(new)) if reserve else range(-1, -len(new) - 1, -1)
+    for index, new_id in zip(new, new_ids, strict=True):
+        ids[index] = new_id
+        record = records[index]
+        if record.source_key == record.source_id:
+            id_map[record.source_id] = new_id
+    plan.created = len(new)
     plan.delete_ids = [id_ for key, (id_, _) in existing.items() if key not in seen]
     return plan
 
@@ -223,9 +249,11 @@ def plan_event(target: EventTarget, record: NormRecord, key: str, archive_format
     plan = ModelPlan(EVENT.name, target.event_id, {record.source_id: target.event_id})
     plan.expected_revision = target.revision
     if target.is_new:
-        plan.inserts.append({**row, "revision": 0, "archive_sha256": ""})
+        plan.event_rows.append({**row, "revision": 0, "archive_sha256": ""})
+        plan.created = 1
     elif target.content_hash != row["content_hash"]:
-        plan.updates.append(row)
+        plan.event_rows.append(row)
+        plan.updated = 1
     else:
         plan.unchanged = 1
     return plan

@@ -12,17 +12,18 @@ newer data.
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from event_pipeline.model.catalog import LINKS, MODELS, Link
+from event_pipeline.model.catalog import LINKS, MODELS, Link, ModelSpec
 from event_pipeline.model.schema import LINK_TABLES, TABLES, events
-from event_pipeline.plan.diff import ModelPlan
+from event_pipeline.plan.diff import INSERT, UPDATE, ModelPlan
 
 CHUNK = 5_000
 
@@ -31,17 +32,19 @@ class ConcurrentImport(RuntimeError):
     pass
 
 
-def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def _chunks(items: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
+    """``items`` in lists of ``size`` (the last one shorter); nothing for no items."""
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
 
 
-def _insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], now: datetime) -> None:
-    if not rows:
-        return
+def _insert(conn: Connection, table: sa.Table, rows: Iterable[dict[str, Any]], now: datetime) -> None:
     stamps = {"created_at": now, "updated_at": now}
     if conn.dialect.name == "postgresql":
-        _copy(conn, table, rows, stamps)
+        first = next(iter_rows := iter(rows), None)
+        if first is not None:  # no COPY for no rows
+            _copy(conn, table, itertools.chain([first], iter_rows), stamps)
         return
     for chunk in _chunks(rows):
         conn.execute(table.insert(), [row | stamps for row in chunk])
@@ -87,16 +90,18 @@ def _write_rows(
         copy.write_row(values)
 
 
-def _update(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], now: datetime) -> None:
-    if not rows:
+def _update(conn: Connection, table: sa.Table, rows: Iterable[dict[str, Any]], now: datetime) -> None:
+    chunks = _chunks(rows)
+    first = next(chunks, None)
+    if first is None:
         return
-    columns = [c for c in rows[0] if c != "id"]
+    columns = [c for c in first[0] if c != "id"]
     statement = (
         table.update()
         .where(table.c.id == sa.bindparam("_id"))
         .values({c: sa.bindparam(f"_{c}") for c in [*columns, "updated_at"]})
     )
-    for chunk in _chunks(rows):
+    for chunk in itertools.chain([first], chunks):
         params = [{f"_{k}": v for k, v in row.items()} | {"_updated_at": now} for row in chunk]
         conn.execute(statement, params)
 
@@ -123,16 +128,18 @@ def publish(
     conn: Connection,
     plans: dict[str, ModelPlan],
     sha256: str,
+    rows: Callable[[ModelSpec, int], Iterable[dict[str, Any]]],
     before_commit: Callable[[Connection], None] | None = None,
 ) -> None:
-    """Apply every plan on ``conn``, inside the caller's transaction."""
+    """Apply every plan on ``conn``, inside the caller's transaction. ``rows(spec, kind)`` gives the rows a
+    model's plan inserts (``kind`` INSERT) or updates (UPDATE), built as they are written
+    (:func:`~event_pipeline.plan.diff.planned_rows`)."""
     now = datetime.now(UTC)
     event_plan = plans["event"]
     for spec in MODELS:
-        plan = plans[spec.name]
         table = TABLES[spec.name]
-        _insert(conn, table, plan.inserts, now)
-        _update(conn, table, plan.updates, now)
+        _insert(conn, table, rows(spec, INSERT), now)
+        _update(conn, table, rows(spec, UPDATE), now)
         if spec.name == "event":
             _bump_revision(conn, event_plan, sha256)
     for link in LINKS:
