@@ -42,7 +42,8 @@ def normalise(archive: Archive) -> Normalised:
         if spec.required_file and not any(name in archive.members for name in spec.files):
             problems.error(spec.files[0], f"the archive has no {spec.name} file")
     included: list = []  # JSON:API compound documents' "included" resources
-    normalisers, tz, event_id = _read_event(archive, out, included)
+    id_texts: dict[int, str] = {}  # one string per integer id of the archive (see ModelNormaliser)
+    normalisers, tz, event_id = _read_event(archive, out, included, id_texts)
     without_file: list[ModelSpec] = []
     known: dict[str, set[str]] = {}  # model -> its records' ids, once read
     for spec in MODELS[1:]:
@@ -52,7 +53,7 @@ def normalise(archive: Archive) -> Normalised:
             out.records[spec.name] = []
             continue
         file, raw_records = found
-        normaliser = ModelNormaliser(spec, file, problems, tz, event_id, known)
+        normaliser = ModelNormaliser(spec, file, problems, tz, event_id, known, id_texts)
         normalisers.append(normaliser)
         out.records[spec.name] = _read_records(normaliser, raw_records, out)
         known[spec.name] = {r.source_id for r in out.records[spec.name]}
@@ -75,7 +76,7 @@ def normalise(archive: Archive) -> Normalised:
 
 
 def _read_event(
-    archive: Archive, out: Normalised, included: list
+    archive: Archive, out: Normalised, included: list, id_texts: dict[int, str]
 ) -> tuple[list[ModelNormaliser], tzinfo | None, str | None]:
     """The event record (its own embedded lists left to their models): the normalisers so far, the
     event's time zone and its source id."""
@@ -88,7 +89,7 @@ def _read_event(
     embedded = {fold_key(k) for m in MODELS for k in m.embedded_in_event}
     document = {k: v for k, v in event.items() if fold_key(k) not in embedded}
     tz = _event_zone(document, file, out.problems)
-    normaliser = ModelNormaliser(EVENT, file, out.problems, tz)
+    normaliser = ModelNormaliser(EVENT, file, out.problems, tz, id_texts=id_texts)
     record = normaliser.record(document, 0)
     out.records[EVENT.name] = [record] if record else []
     event_id = record.source_id if record else canonical_id(document.get("id"))

@@ -72,6 +72,29 @@ def test_snake_case_dialect_under_a_top_folder(tmp_path):
     assert len(out.records["social_links"]) == 1
 
 
+def test_an_integer_id_is_one_string_however_often_it_is_named(tmp_path):
+    """Sessions 501 and 502 both name session type 41; speaker 7 names session 501: each id is one str
+    object (memory: an id named by many records is not a string per mention), as canonical_id writes it.
+    (Multi-digit ids: CPython shares one-character strings anyway.)"""
+    files = kebab_event(
+        session_types=[{"id": 41, "name": "Talk", "length": "00:30"}],
+        speakers=[{"id": 7, "name": "Ann", "sessions": [{"id": 501}]}],
+        sessions=[
+            {"id": 501, "title": "Opening", "session-type": {"id": 41, "name": "Talk"}, "speakers": [{"id": 7}]},
+            {"id": 502, "title": "Closing", "session-type": 41, "speakers": []},
+        ],
+    )
+    out = _normalised(tmp_path, files)
+    assert not out.problems.errors, out.problems.errors
+    sessions = {r.source_id: r for r in out.records["sessions"]}
+    session_type = out.records["session_types"][0]
+    assert sessions["501"].refs["session_type"] == "41" == canonical_id(41)
+    assert sessions["501"].refs["session_type"] is sessions["502"].refs["session_type"] is session_type.source_id
+    (ann,) = out.records["speakers"]
+    assert ann.refs["sessions"] == ["501"] and ann.refs["sessions"][0] is sessions["501"].source_id
+    assert sessions["501"].refs["speakers"][0] is ann.source_id
+
+
 def test_duplicates_and_dangling_references(tmp_path):
     files = kebab_event()
     files["tracks"].append(dict(files["tracks"][0]))  # identical repeat: imported once
