@@ -106,13 +106,25 @@ def _decoded(parse, text: str):
     try:
         return ("ok", parse(text))
     except json.JSONDecodeError as exc:
-        return ("error", exc.msg, exc.pos)
+        return ("error", exc.msg, exc.pos, exc.lineno, exc.colno)
     except RecursionError:
         return ("deep",)
 
 
-def _streamed(text: str) -> list:
-    return list(array_elements(text, text.index("[")))
+def _streamed(text: str, piece: int | None = None) -> list:
+    """The elements as the reader streams them, from the text in pieces of ``piece`` characters (whole);
+    in pieces, what is parsed is forgotten after each element (so errors are placed from what was dropped)."""
+    pieces = [text[i : i + piece] for i in range(0, len(text), piece)] if piece else [text]
+    return list(array_elements(pieces, drop_chars=1) if piece else array_elements(pieces))
+
+
+PIECES = (None, 1, 2, 3, 7)
+
+
+def _in_pieces(text: str) -> list:
+    """What the streaming reader makes of ``text`` whole and in pieces of 1, 2, 3 and 7 characters (a value,
+    a number, an escape or a line break split anywhere): each outcome must be json.loads's."""
+    return [_decoded(lambda t, piece=piece: _streamed(t, piece), text) for piece in PIECES]
 
 
 @SETTINGS
@@ -126,11 +138,11 @@ def test_streamed_arrays_parse_as_json_loads_does(items, position, splice, prett
     """The record-by-record parser of a sessions/speakers file gives the same records as ``json.loads``,
     and for damaged text the same error at the same position (what the user is told)."""
     text = json.dumps(items, indent=2 if pretty else None)
-    assert _decoded(_streamed, text) == _decoded(json.loads, text)
+    assert _in_pieces(text) == [_decoded(json.loads, text)] * len(PIECES)
     at = position % (len(text) + 1)
     damaged = text[:at] + splice + text[at:]
     if damaged.lstrip().startswith("["):
-        assert _decoded(_streamed, damaged) == _decoded(json.loads, damaged)
+        assert _in_pieces(damaged) == [_decoded(json.loads, damaged)] * len(PIECES)
 
 
 # ---------------------------------------------------------------------------

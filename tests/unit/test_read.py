@@ -11,6 +11,7 @@ import pytest
 from archives import SNAKE, archive_errors, kebab_event, write_zip, zip_with
 
 from event_pipeline.model.durations import minutes as parse_length_minutes
+from event_pipeline.read import data_files, json_text
 from event_pipeline.read.archive import Limits, read_archive
 from event_pipeline.read.fields import canonical_id, reference_id
 from event_pipeline.read.normalise import normalise
@@ -194,6 +195,42 @@ def test_json_file_over_the_limit(tmp_path, monkeypatch):
     path = write_zip(tmp_path / "big.zip", big)
     assert "JSON file of" in archive_errors(path, max_json_bytes=50 << 20)
     assert archive_errors(path) == ""  # within the default limit: parsed
+
+
+def _speakers_file(count: int) -> str:
+    return json.dumps([{"id": i, "name": f"Speaker {i}", "sessions": []} for i in range(1, count + 1)], indent=1)
+
+
+def test_a_data_file_is_read_in_pieces_with_the_whole_file_s_positions(tmp_path, monkeypatch):
+    """A data file read 1 KiB at a time (``PIECE_BYTES``), text forgotten as it is parsed: its records, and
+    the place of a JSON error or of bytes that are no UTF-8, are those of the whole file (json.loads, and
+    bytes.decode("utf-8-sig") after a byte order mark); an escape of NUL split between two pieces is seen."""
+    monkeypatch.setattr(data_files, "PIECE_BYTES", 1024)
+    monkeypatch.setattr(json_text, "DROP_CHARS", 512)
+    text = _speakers_file(300)  # ~20 kB: 20 pieces
+    out = _normalised(tmp_path, {**kebab_event(), "speakers": b"\xef\xbb\xbf" + text.encode()})
+    assert not out.problems.errors
+    assert [r.values["name"] for r in out.records["speakers"]] == [f"Speaker {i}" for i in range(1, 301)]
+
+    broken = text[:15_000] + "}" + text[15_000:]
+    with pytest.raises(json.JSONDecodeError) as expected:
+        json.loads(broken)
+    out = _normalised(tmp_path, {**kebab_event(), "speakers": broken})
+    where = f"line {expected.value.lineno} column {expected.value.colno} (char {expected.value.pos})"
+    assert [str(e) for e in out.problems.errors] == [f"speakers: invalid JSON: {expected.value.msg} at {where}"]
+
+    seam = 9 * 1024 - 4  # the lone lead byte of "é" is the last byte of a piece: the decoder holds it over
+    raw = b"\xef\xbb\xbf" + text[:seam].encode() + "é".encode()[:1] + text[seam:].encode()
+    with pytest.raises(UnicodeDecodeError) as undecodable:
+        raw.decode("utf-8-sig")
+    out = _normalised(tmp_path, {**kebab_event(), "speakers": raw})
+    assert [str(e) for e in out.problems.errors] == [f"speakers: not valid UTF-8 at byte {undecodable.value.start}"]
+
+    split = text.replace('"Speaker 7"', '"Speaker\\u0000 7"')  # the escape straddles the first pieces' seam
+    at = split.index("\\u0000")
+    padded = split[:at] + " " * (1024 - 3 - at % 1024) + split[at:]  # -3: starts 3 bytes before the seam
+    out = _normalised(tmp_path, {**kebab_event(), "speakers": padded})
+    assert any("NUL" in str(e) for e in out.problems.errors), out.problems.errors
 
 
 def test_limits_from_environment(monkeypatch):
