@@ -16,6 +16,7 @@ warnings are printed as they come, a failed step says so with its error.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from typing import Any
@@ -33,7 +34,7 @@ class StepLines(logging.Handler):
     def __init__(self, total: int, stream: Any = None):
         super().__init__(logging.DEBUG)  # Dagster logs its step events at DEBUG
         self.total = total
-        self.stream = stream
+        self.stream = stream if stream is not None else terminal()
         self.done = 0
         self.started: dict[str, float] = {}
         self.last: dict[str, str] = {}
@@ -69,6 +70,28 @@ class StepLines(logging.Handler):
             width = len(str(self.total))
             name = step.replace(f"{CHECKED_ASSET}_", "check ", 1)
             self._write(f"[{self.done:>{width}}/{self.total}] {name:<{WIDTH}} {seconds:5.1f} s  {detail}")
+
+
+def terminal() -> Any:
+    """The process's stderr as it is now, on a file descriptor of its own, or None when stderr has none
+    (a test's ``StringIO``: then ``sys.stderr`` is looked up at each line).
+
+    Dagster captures a run's output: for the run it points file descriptor 2 into the run's compute log
+    and mirrors it back to the terminal through a separate process, which can drop the last lines when
+    the run ends (one run in ~30 under load lost its last step's line). Written to a duplicate of the
+    descriptor taken before the run starts, the lines go straight to the terminal and no line is lost.
+    """
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    if fd not in _TERMINALS:  # one duplicate per process and descriptor, however many runs it makes
+        encoding = getattr(sys.stderr, "encoding", None) or "utf-8"
+        _TERMINALS[fd] = os.fdopen(os.dup(fd), "w", buffering=1, encoding=encoding, errors="backslashreplace")
+    return _TERMINALS[fd]
+
+
+_TERMINALS: dict[int, Any] = {}
 
 
 def _first_line(text: str) -> str:

@@ -36,7 +36,7 @@ def current_media(
     query = sa.select(table.c.source_key, table.c.id, paths_of, *[table.c[c] for c in columns]).where(owner == event_id)
     found = {}
     with contextlib.nullcontext(engine) if isinstance(engine, Connection) else engine.connect() as conn:
-        for source_key, id_, paths, *values in conn.execute(query).tuples():  # tuples: no Row mapping per row
+        for source_key, id_, paths, *values in conn.execute(query):  # rows unpacked as tuples: no mapping per row
             found[source_key] = (id_, dict(zip(columns, values, strict=True)), paths if isinstance(paths, dict) else {})
     return found
 
