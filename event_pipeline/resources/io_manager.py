@@ -11,9 +11,9 @@ not input edges (the import chain, ``assets/models.py``) through
 Outputs carry no ``path`` metadata: the pickle's location means nothing in the UI.
 
 Pickles are written without pickle's memo ("fast" mode): the memo keeps an
-entry for each of the millions of objects in the plan of 100k sessions
-(which then pickles in 1.0 s instead of 1.7 s), and our outputs are trees
-(no cycles) whose shared references may come back as copies.
+entry for each object of an output (the media plan of 50 000 speakers' rows
+holds hundreds of thousands), and our outputs are trees (no cycles) whose
+shared references may come back as copies.
 """
 
 import pickle
