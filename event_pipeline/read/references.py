@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from event_pipeline.model.catalog import BY_NAME, LINKS, MODELS, ModelSpec, Ref
 from event_pipeline.read.normalised import Normalised, NormRecord
 
@@ -18,8 +21,10 @@ def check_references(out: Normalised) -> None:
     and fills it where the session has none.
     """
     ids = {name: {r.source_id for r in rows} for name, rows in out.records.items()}
-    names = {name: _by_label(BY_NAME[name], rows) for name, rows in out.records.items()}
-    by_id = {name: {r.source_id: r for r in rows} for name, rows in out.records.items()}
+    # Built when first needed: a name only when a reference is no id, the records by id only for the targets
+    # of inverse lists (a track's sessions). Up front they were 0.3 s and ~25 MiB of every 100k import.
+    names = _PerModel(lambda name: _by_label(BY_NAME[name], out.records.get(name, [])))
+    by_id = _PerModel(lambda name: {r.source_id: r for r in out.records.get(name, [])})
     links: dict[str, dict[tuple[str, str], None]] = {link.table: {} for link in LINKS}
     for spec in MODELS:
         forward = [ref for ref in spec.refs if not ref.inverse]  # inverse lists: once these are resolved
@@ -47,6 +52,18 @@ def check_references(out: Normalised) -> None:
         for record in rows:
             record.raw_refs = None
     out.links = {table: list(pairs) for table, pairs in links.items()}
+
+
+class _PerModel(dict):
+    """Model name -> a value made by ``make(name)`` the first time it is asked for."""
+
+    def __init__(self, make: Callable[[str], Any]):
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, name: str) -> Any:
+        value = self[name] = self.make(name)
+        return value
 
 
 def _resolve_by_name(
