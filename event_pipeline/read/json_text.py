@@ -77,14 +77,21 @@ class ChunkedText:
         self.base = self.lines = self.column = 0
         self.ended = False
 
-    def more(self) -> bool:
-        """Append the next piece; False (and ``ended``) when there is none."""
+    def more(self, at_least: int = 1) -> bool:
+        """Append the next pieces, at least ``at_least`` characters of them if the text goes on; False (and
+        ``ended``) when there is none."""
+        added: list[str] = []
+        size = 0
         for chunk in self._chunks:
-            if chunk:
-                self.text += chunk
-                return True
-        self.ended = True
-        return False
+            added.append(chunk)
+            size += len(chunk)
+            if size >= at_least:
+                break
+        else:
+            self.ended = True
+        if size:
+            self.text = "".join([self.text, *added])
+        return size > 0
 
     def rest(self) -> Iterator[str]:
         """The pieces not read yet."""
@@ -111,7 +118,10 @@ class ChunkedText:
             try:
                 value, end = decode(self.text, index)
             except json.JSONDecodeError as exc:
-                if self.more():
+                # Perhaps only cut short by the end of the text read so far: read on, as much again as is
+                # held each time, so a value that is wrong for good costs a linear read to the end, not a
+                # copy of the whole text per piece.
+                if self.more(len(self.text)):
                     continue
                 raise self.located(exc.msg, exc.pos) from None
             if self.ended or not _NUMBER_TAIL.match(self.text, end) or not self.more():
