@@ -87,7 +87,11 @@ def terminal() -> Any:
         return None
     if fd not in _TERMINALS:  # one duplicate per process and descriptor, however many runs it makes
         encoding = getattr(sys.stderr, "encoding", None) or "utf-8"
-        _TERMINALS[fd] = os.fdopen(os.dup(fd), "w", buffering=1, encoding=encoding, errors="backslashreplace")
+        try:
+            copy = os.dup(fd)
+        except OSError:  # no descriptor to spare: the lines go through the capture after all
+            return None
+        _TERMINALS[fd] = os.fdopen(copy, "w", buffering=1, encoding=encoding, errors="backslashreplace")
     return _TERMINALS[fd]
 
 

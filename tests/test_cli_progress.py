@@ -42,6 +42,20 @@ def test_import_prints_one_line_per_step(db_url):
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_progress_lines_bypass_dagsters_capture_of_the_run(db_url, isolated_home):
+    """Dagster points stderr into the run's compute log and mirrors it through ``tail -F``, which can drop
+    the last lines (dagster-io/dagster#23336): the progress lines are written past that capture, so the
+    compute log holds none of them and the terminal gets all 14."""
+    proc = console("import", str(sample("OTS16")), "--database-url", db_url)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert [LINE.match(line)[1] for line in lines if LINE.match(line)] == [str(i) for i in range(1, 15)]
+    captured = list(isolated_home.glob("storage/*/compute_logs/*.err"))
+    assert captured  # the run's capture happened
+    assert not any(LINE.match(line) for path in captured for line in path.read_text().splitlines())
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_failed_step_says_why_and_nothing_else(db_url):
     proc = console("import", str(sample(BROKEN_SAMPLE)), "--database-url", db_url)
     assert proc.returncode == 1
