@@ -44,13 +44,14 @@ def record_import_failure(context: dg.HookContext) -> None:
     failures as ``import_archive`` does. Left alone: a partial selection (refused, see
     :mod:`event_pipeline.assets.selection`), a row already SUCCESS (the import committed; what failed after it
     changes nothing), a run whose key breaks the key rule (refused before any row
-    is made), and an interrupted step (SIGINT/SIGTERM, not an ``Exception``): the
-    CLI or the sweeper closes that row naming the signal. In every case the collector paused by
+    is made), and an interrupted step (SIGINT/SIGTERM, or an error raised while handling one:
+    :func:`~event_pipeline.importer.failures.interrupted`): the CLI or the sweeper closes that row naming
+    the signal. In every case the collector paused by
     validation is turned back on (:func:`event_pipeline.importer.release_frozen`).
     """
     importer.release_frozen()  # the import ends here: what validation froze is collectable again
     exc = context.op_exception
-    if not isinstance(exc, Exception):
+    if exc is None or importer.interrupted(exc):
         return
     run = context.instance.get_run_by_id(context.run_id)
     key = run.tags.get(PARTITION_TAG) if run else None

@@ -12,7 +12,7 @@ from typing import Any
 
 from event_pipeline import collector
 from event_pipeline.cli.output import emit, failure, log
-from event_pipeline.cli.signals import defer_stops, interrupted, settings_module
+from event_pipeline.cli.signals import defer_stops, interrupted, received, settings_module
 from event_pipeline.intake import keys
 from event_pipeline.problems import Problem, first_line
 from event_pipeline.redact import mask
@@ -172,7 +172,9 @@ def _settle(
 
 def _reason(outcome: Any, stopped: BaseException | None) -> str:
     """Why the run did not end in a result: the signal, the exception, or the first failed step's error."""
-    if isinstance(stopped, KeyboardInterrupt):
+    if isinstance(stopped, KeyboardInterrupt) or (stopped is None and received()):
+        # A stop signal reached the run (Dagster's handlers turn it into a step failure, which may be an
+        # error raised while handling it, such as a driver's on a connection the signal left busy).
         return interrupted("during the import")
     if stopped is not None:
         return f"{type(stopped).__name__}: {first_line(stopped)}"

@@ -15,7 +15,7 @@ failure path; ``validate`` calls step 1 and plans without reserving ids.
 """
 
 from event_pipeline.collector import release_frozen
-from event_pipeline.importer.failures import record_failure
+from event_pipeline.importer.failures import interrupted, record_failure
 from event_pipeline.importer.planning import plan_all, plan_step, summarise
 from event_pipeline.importer.publishing import PUBLISH_ATTEMPTS, publish_step
 from event_pipeline.importer.validating import ValidatedArchive, validate_archive
@@ -25,6 +25,7 @@ __all__ = [
     "PUBLISH_ATTEMPTS",
     "ValidatedArchive",
     "import_archive",
+    "interrupted",
     "open_source",
     "plan_all",
     "plan_step",

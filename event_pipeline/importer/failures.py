@@ -27,3 +27,22 @@ def record_failure(engine: Engine, key: str, run_id: str, exc: BaseException) ->
     problem = Problem(None, None, None, mask(f"{type(exc).__name__}: {first_line(exc)}"))
     with contextlib.suppress(Exception):
         import_log.record_failure(engine, key=key, run_id=run_id, error=str(problem), errors=[problem], warnings=[])
+
+
+def interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or was raised while handling, a stop of the process (SIGINT/SIGTERM: Dagster's
+    ``DagsterExecutionInterruptedError`` or a ``KeyboardInterrupt``, neither an ``Exception``). A signal that
+    lands in the middle of a query leaves the connection busy, and closing it then raises a driver error
+    (psycopg: "can't change 'autocommit' now") whose ``__context__`` is the stop: the import was
+    interrupted, and is reported so, not as that error."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if not isinstance(current, Exception):
+            return True
+        pending += [current.__cause__, current.__context__]
+    return False

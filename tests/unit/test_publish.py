@@ -3,6 +3,7 @@ content hash the plans compare rows by (plan/diff.py)."""
 
 from __future__ import annotations
 
+from event_pipeline.importer.failures import interrupted
 from event_pipeline.plan.diff import content_hash
 from event_pipeline.problems import Problem
 from event_pipeline.publish import result
@@ -55,3 +56,28 @@ def test_the_content_hash_sees_values_and_key_order_and_nothing_else():
     # extra keeps the archive's key order: an export written in another order reads as changed
     assert content_hash(row) != content_hash({**row, "extra": {"b": 2, "a": 1}})
     assert len(content_hash(row)) == 40  # SHA-1 hex, the width of the content_hash column
+
+
+def _raised_while_handling(stop: BaseException) -> Exception:
+    try:
+        try:
+            raise stop
+        except BaseException:
+            raise RuntimeError("can't change 'autocommit' now: connection in transaction status ACTIVE") from None
+    except RuntimeError as exc:
+        return exc
+
+
+def test_an_error_raised_while_a_stop_was_handled_counts_as_the_stop():
+    """A signal landing in a query leaves the connection busy; closing it raises a driver error whose context is
+    the stop (``from None`` hides it from the traceback, not from ``__context__``): the import was interrupted."""
+    assert interrupted(KeyboardInterrupt())
+    assert interrupted(_raised_while_handling(KeyboardInterrupt()))
+    assert interrupted(_raised_while_handling(SystemExit(1)))
+    assert not interrupted(ValueError("a real error"))
+    caused = RuntimeError("wrapped")
+    caused.__cause__ = ValueError("root")
+    assert not interrupted(caused)
+    looped = RuntimeError("a cycle")
+    looped.__context__ = looped
+    assert not interrupted(looped)
