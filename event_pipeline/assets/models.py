@@ -67,7 +67,7 @@ def build_model_asset(spec: ModelSpec, previous: ModelSpec | None) -> dg.AssetsD
             plan = plan_step(engine, spec, validated, maps)
         warnings = [w for w in validated.warnings if describe.concerns(spec, w.file)]
         context.log.info(f"{spec.name}: {plan.count} records, {len(warnings)} warnings")
-        records = validated.records(spec) if spec is not EVENT else []
+        records = validated.records(spec)
         written = itertools.chain(*(planned_rows(plan, spec, records, maps, kind) for kind in (INSERT, UPDATE)))
         context.add_output_metadata(
             {

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from event_pipeline.collector import release_frozen
 from event_pipeline.importer.planning import plan_all, summarise
 from event_pipeline.importer.validating import ValidatedArchive
-from event_pipeline.model.catalog import EVENT, ModelSpec, upstream
+from event_pipeline.model.catalog import ModelSpec, upstream
 from event_pipeline.model.schema import events
 from event_pipeline.plan.diff import Amend, ModelPlan, event_target, planned_rows
 from event_pipeline.publish import import_log, result
@@ -132,5 +132,4 @@ def _planned_rows(
     """The rows ``spec``'s plan inserts or updates (``kind``), built from the archive's records and the id maps
     of the plans, with the media plan's amendment."""
     maps = {name: plans[name].id_map for name in upstream(spec)}
-    records = validated.records(spec) if spec is not EVENT else []
-    return planned_rows(plans[spec.name], spec, records, maps, kind, amend.get(spec.name))
+    return planned_rows(plans[spec.name], spec, validated.records(spec), maps, kind, amend.get(spec.name))

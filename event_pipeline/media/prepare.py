@@ -44,7 +44,7 @@ from event_pipeline.media.check import MemberFinder, media_records
 from event_pipeline.media.fetch import FetchPolicy, is_url
 from event_pipeline.media.media_plan import MediaPlan
 from event_pipeline.media.objects import ARCHIVE_PATHS, RowMedia, StoredObject, UrlToFetch, failed, object_key
-from event_pipeline.media.referenced import current_media, keys_among, referencing
+from event_pipeline.media.referenced import current_keys, current_media, referencing
 from event_pipeline.media.served_types import served_type
 from event_pipeline.media.storage import Storage, StorageError, kill_point
 from event_pipeline.media.upload import store
@@ -86,8 +86,7 @@ def prepare(
     current_by_model: dict[str, dict[int, tuple[dict[str, Any], dict[str, Any]]]] = {}
     for spec in MEDIA_MODELS:
         current = {} if validated.target.is_new else current_media(engine, spec, event_id)
-        columns = (v for _id, values, _paths in current.values() for v in values.values())
-        plan.previous |= keys_among(storage, namespace, event_id, columns)
+        plan.previous |= current_keys(storage, namespace, event_id, current)
         model_plan = plans[spec.name]
         planned = model_plan.written_ids(validated.records(spec))
         rows: dict[int, RowMedia] = {}

@@ -2,7 +2,7 @@
 
 - :func:`current_media`: one model's rows of the event, ``source key -> (row id,
   {media column: value}, extra's archive paths)``;
-- :func:`keys_among`: the keys of this database's objects of this event among column
+- :func:`keys_among` / :func:`current_keys`: the keys of this database's objects of this event among column
   values (URLs of anything else are not ours and are never touched);
 - :func:`referenced` / :func:`referenced_keys`: every object the event's rows point at,
   the set of keys that no removal may delete.
@@ -57,9 +57,17 @@ def referenced(conn: Engine | Connection, storage: Storage, namespace: str, even
     """The keys of the objects the event's rows (every media model) point at."""
     keys: set[str] = set()
     for spec in MEDIA_MODELS:
-        rows = current_media(conn, spec, event_id).values()
-        keys |= keys_among(storage, namespace, event_id, (v for _id, values, _paths in rows for v in values.values()))
+        keys |= current_keys(storage, namespace, event_id, current_media(conn, spec, event_id))
     return keys
+
+
+def current_keys(
+    storage: Storage, namespace: str, event_id: int, current: dict[str, tuple[int, dict[str, Any], dict]]
+) -> set[str]:
+    """The keys of this database's objects of this event that ``current`` (:func:`current_media`) points at."""
+    return keys_among(
+        storage, namespace, event_id, (v for _id, values, _paths in current.values() for v in values.values())
+    )
 
 
 def referencing(storage: Storage) -> Callable[[Connection, str, int], set[str]]:

@@ -114,6 +114,7 @@ def _row(spec: ModelSpec, record: NormRecord, maps: dict[str, dict[str, int]]) -
 
 
 INSERT, UPDATE, UNCHANGED = 0, 1, 2  # ModelPlan.kinds
+DIGEST = hashlib.sha1().digest_size  # bytes of each record's content hash in ModelPlan.digests
 Amend = Callable[[dict[str, Any]], None]  # applied to each row built (the media plan's stored URLs)
 
 
@@ -147,7 +148,7 @@ def planned_rows(
         if kinds[index] != kind:
             continue
         row = _row(spec, record, maps)
-        row["content_hash"] = digests[index * 20 : index * 20 + 20].hex()
+        row["content_hash"] = digests[index * DIGEST : (index + 1) * DIGEST].hex()
         row["event_id"] = event_id
         row["id"] = ids[index]
         if amend is not None:
@@ -181,14 +182,14 @@ def plan_model(
     count = len(records)
     kinds = bytearray(count)  # INSERT (0) unless found below
     ids = array("q", bytes(8 * count))
-    digests = bytearray(20 * count)
+    digests = bytearray(DIGEST * count)
     plan = ModelPlan(spec.name, event_id, {}, kinds=kinds, ids=ids, digests=digests)
     new: list[int] = []  # indexes of the records to insert
     seen: set[str] = set()
     id_map = plan.id_map
     for index, record in enumerate(records):
         digest = row_digest(_row(spec, record, maps))
-        digests[index * 20 : index * 20 + 20] = digest
+        digests[index * DIGEST : (index + 1) * DIGEST] = digest
         seen.add(record.source_key)
         current = existing.get(record.source_key)
         if current is None:
