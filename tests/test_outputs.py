@@ -72,7 +72,8 @@ def test_a_plan_keeps_no_rows_and_builds_them_as_they_are_written(tmp_path):
 
     again = validate_archive(engine, path, "OTS16", force=True)
     edited = again.records(sessions)
-    edited[5].values["title"] = "Another title"  # one session changed: an update, the rest unchanged
+    # one session changed: an update, the rest unchanged
+    edited[5].replace(values={**edited[5].values, "title": "Another title"})
     second = plan_all(engine, again)["sessions"]
     assert (second.created, second.updated, second.unchanged) == (0, 1, 81)
     (update,) = planned_rows(pickle.loads(pickle.dumps(second)), sessions, edited, maps, UPDATE)

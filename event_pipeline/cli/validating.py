@@ -62,12 +62,14 @@ def validation(path: str, key: str | None, database_url: str | None) -> dict[str
         return {**result.failure(exc.errors, exc.warnings, key), "state": "INVALID"}
     try:
         counts, diff = importer.summarise(importer.plan_all(engine, validated, reserve=False))
+        event_name = _event_name(validated)
     finally:
+        validated.close()
         importer.release_frozen()  # nothing is published: release here what validation froze
     return {
         "state": "VALID",
         "key": key,
-        "event_name": _event_name(validated),
+        "event_name": event_name,
         "counts": counts,
         "diff": diff,
         **result.listed(warnings=validated.warnings),

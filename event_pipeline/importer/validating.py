@@ -37,18 +37,32 @@ class ValidatedArchive:
     media: dict[str, str] = field(default_factory=dict)  # the zip's media files: normalised path -> member
     unmapped: dict[str, dict[str, int]] = field(default_factory=dict)  # see Normalised.unmapped
     media_digests: dict[str, Digest] = field(default_factory=dict)  # member -> its bytes' sha256 and size
+    closed: bool = field(default=False, repr=False)  # see close()
 
     @property
     def normalised(self) -> Normalised | None:
+        if self.closed:
+            raise ValueError(f"the archive of import {self.key!r} was closed (its import ended)")
         if self._normalised is None and not self.unchanged:
             self._normalised = _reread(Path(self.path), self.sha256)
         return self._normalised
+
+    def close(self) -> None:
+        """Free the normalised records (their spilled bodies, ``Normalised.close``) once the import is over;
+        reading them afterwards raises ValueError."""
+        if self._normalised is not None:
+            self._normalised.close()
+            self._normalised = None
+        self.closed = True
 
     def records(self, spec: ModelSpec) -> list:
         return self.normalised.records.get(spec.name, []) if self.normalised else []
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_normalised": None}
+        return {**self.__dict__, "_normalised": None, "closed": False}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({"closed": False, **state})  # a pickle of a version without ``closed``
 
 
 def _reread(path: Path, sha256: str) -> Normalised:
@@ -88,6 +102,7 @@ def validate_archive(
             problems.errors.extend(media.errors)
             problems.warnings.extend(media.warnings)
             if problems.errors:
+                normalised.close()
                 raise ImportFailed(problems.errors, problems.warnings)
     if target.is_new and reserve:
         target = event_target(engine, key)  # a new event's id is reserved only for a valid archive

@@ -73,14 +73,17 @@ def import_archive(
             import_log.fail_interrupted(engine, key, run_id)
             import_log.open_job(engine, key=key, run_id=run_id, path=path, sha256=None)
             validated = validate_archive(engine, open_source(path), key, force=force)
-            plans = plan_all(engine, validated)
-            media = None
-            if storage is not None:
-                from event_pipeline.media import prepare  # media imports the importer's types
+            try:
+                plans = plan_all(engine, validated)
+                media = None
+                if storage is not None:
+                    from event_pipeline.media import prepare  # media imports the importer's types
 
-                served = {s.name: plans[s.name] for s in MEDIA_MODELS}
-                media = prepare(engine, storage, validated, served, run_id=run_id, policy=policy, progress=say)
-            return publish_step(engine, validated, plans, run_id, media=media)
+                    served = {s.name: plans[s.name] for s in MEDIA_MODELS}
+                    media = prepare(engine, storage, validated, served, run_id=run_id, policy=policy, progress=say)
+                return publish_step(engine, validated, plans, run_id, media=media)
+            finally:
+                validated.close()
     except Exception as exc:
         record_failure(engine, key, run_id, exc)
         raise

@@ -84,7 +84,7 @@ def archive_paths(normalised: Normalised) -> Iterator[tuple[ModelSpec, Media, No
     for spec in MEDIA_MODELS:
         for record in media_records(normalised, spec):
             for media in spec.media:
-                raw = record.values.get(media.column)
+                raw = record.value(media.column)
                 if isinstance(raw, str) and raw.strip() and not is_url(raw):
                     yield spec, media, record, raw
 

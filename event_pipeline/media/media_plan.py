@@ -189,4 +189,4 @@ def _amend(media_rows: dict[int, RowMedia], row: dict[str, Any]) -> None:
     media = media_rows.get(row["id"])
     if media is not None:
         row.update(media.values)
-        row["extra"] = media.full_extra()
+        row["extra"] = media.full_extra(row["extra"])

@@ -41,13 +41,20 @@ class RowMedia:
     source_id: str
     values: dict[str, str | None]  # column -> stored URL, kept URL or None
     archive_paths: dict[str, str]  # column -> the archive's value, where it differs from the column's
-    extra: dict[str, Any]  # the record's extra, before ``archive_paths`` is added
+    record: Any = None  # the row's NormRecord while the media are planned (``prepare``), then None
+    extra: dict[str, Any] | None = None  # the record's extra, for a row written without its planned row
 
-    def full_extra(self) -> dict[str, Any]:
-        """The row's ``extra`` with the archive's values under ``ARCHIVE_PATHS`` (if any differ)."""
+    def full_extra(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The row's ``extra`` with the archive's values under ``ARCHIVE_PATHS`` (if any differ); ``extra``:
+        the record's, when the caller has it (the row being written), else the one kept (``prepare``).
+        Raises ValueError if there is none."""
+        if extra is None:
+            extra = self.extra if self.extra is not None else (self.record.extra if self.record else None)
+        if extra is None:
+            raise ValueError(f"row {self.source_id}: its record's extra was not kept")
         if not self.archive_paths:
-            return self.extra
-        return {**self.extra, ARCHIVE_PATHS: dict(self.archive_paths)}
+            return extra
+        return {**extra, ARCHIVE_PATHS: dict(self.archive_paths)}
 
 
 @dataclass

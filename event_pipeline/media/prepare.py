@@ -84,11 +84,13 @@ def prepare(
     finder = MemberFinder(validated.media or {})
     items: list[UrlToFetch] = []
     current_by_model: dict[str, dict[int, tuple[dict[str, Any], dict[str, Any]]]] = {}
+    written: dict[str, set[int]] = {}  # per model, the rows its plan inserts or updates
     for spec in MEDIA_MODELS:
         current = {} if validated.target.is_new else current_media(engine, spec, event_id)
         plan.previous |= current_keys(storage, namespace, event_id, current)
         model_plan = plans[spec.name]
         planned = model_plan.written_ids(validated.records(spec))
+        written[spec.name] = set(planned.values())
         rows: dict[int, RowMedia] = {}
         current_by_model[spec.name] = {}
         for record in media_records(validated.normalised, spec):
@@ -97,9 +99,9 @@ def prepare(
                 row_id = current[record.source_key][0]
             if row_id is None:
                 continue
-            row = RowMedia(record.source_id, {}, {}, record.extra)
+            row = RowMedia(record.source_id, {}, {}, record)
             for media in spec.media:
-                item = _plan_value(plan, finder, validated, spec, media, row_id, row, record.values.get(media.column))
+                item = _plan_value(plan, finder, validated, spec, media, row_id, row, record.value(media.column))
                 if item is not None:
                     items.append(item)
             rows[row_id] = row
@@ -109,21 +111,45 @@ def prepare(
         plan.rows[spec.name] = rows
     store(engine, plan, items, progress, concurrency)
     kill_point("media-stored")  # tests: kill -9 between the uploads and the commit
-    # Keep only the rows with something to write; note those whose stored media changed.
+    _settle(plan, current_by_model, written)
+    return plan
+
+
+def _settle(
+    plan: MediaPlan,
+    current_by_model: dict[str, dict[int, tuple[dict[str, Any], dict[str, Any]]]],
+    written: dict[str, set[int]],
+) -> None:
+    """Once the media are stored: keep only the rows with something to write, and note those whose stored
+    media changed (``current_by_model``: per model, row id -> its stored media values and archive paths;
+    ``written``: per model, the rows its plan writes)."""
     for name, rows in plan.rows.items():
         stored = current_by_model[name]
         changed = set()
         for row_id, row in rows.items():
             if row_id in stored:
                 values, paths = stored[row_id]
-                desired = row.full_extra().get(ARCHIVE_PATHS) or {}
+                # The paths the row's extra will hold: the archive's values where media differ, else what
+                # the record's extra itself holds under that key. That is read (from the record's
+                # spilled body) only when the stored row has paths: a record whose extra had the key
+                # would have given them to the stored row too, unless it changed, and a changed record
+                # is written whole anyway.
+                if row.archive_paths:
+                    desired = dict(row.archive_paths)
+                else:
+                    desired = (row.record.extra.get(ARCHIVE_PATHS) or {}) if paths else {}
                 if values != row.values or (paths or {}) != desired:
                     changed.add(row_id)
+        for row_id, row in rows.items():
+            # The record's extra is kept (read from its body) only for a row written without its planned
+            # row (its media alone changed); the others get it from the row as it is written.
+            if row_id in changed and row_id not in written[name]:
+                row.extra = row.record.extra
+            row.record = None  # not in the plan's pickle
         plan.changed[name] = changed
         plan.rows[name] = {
             i: r for i, r in rows.items() if i in changed or r.archive_paths or any(v for v in r.values.values())
         }
-    return plan
 
 
 def _plan_value(

@@ -81,40 +81,56 @@ class ModelPlan:
 
 
 def content_hash(row: dict[str, Any]) -> str:
-    """What a row holds, to tell an unchanged row without comparing columns: the SHA-1 (hex, 40
+    """What the event's row holds, to tell it unchanged without comparing columns: the SHA-1 (hex, 40
     characters, the width of the ``content_hash`` column) of the row serialised by orjson.
 
     The row's keys come in a fixed order (the record's fields, then the references), so the
     serialisation is stable; ``extra`` keeps the archive's key order, so a reordered export reads as
-    changed. orjson tells ``1``, ``1.0`` and ``true`` apart as ``repr`` did, at a quarter of its cost
-    (100 000 sessions: 0.33 s against 1.36 s). A value orjson refuses (an integer beyond 64 bits, a
-    lone surrogate, which validation keeps out of rows anyway) falls back to ``repr``.
+    changed. orjson tells ``1``, ``1.0`` and ``true`` apart as ``repr`` did, at a quarter of its cost.
+    A value orjson refuses (an integer beyond 64 bits, a lone surrogate, which validation keeps out of
+    rows anyway) falls back to ``repr``. The rows of the other models: :func:`record_digest`.
     """
-    return row_digest(row).hex()
-
-
-def row_digest(row: dict[str, Any]) -> bytes:
-    """:func:`content_hash` as its 20 bytes."""
     try:
         text = orjson.dumps(row)
     except (TypeError, orjson.JSONEncodeError):
         text = repr(list(row.items())).encode("utf-8", "surrogatepass")
-    return hashlib.sha1(text).digest()
+    return hashlib.sha1(text).hexdigest()
+
+
+def record_digest(spec: ModelSpec, record: NormRecord, maps: dict[str, dict[str, int]]) -> bytes:
+    """The content hash (20 bytes; hex in the ``content_hash`` column) of the row ``record`` becomes: the
+    SHA-1 of its body's digest (its fields and ``extra``, ``read/spill.body_digest``, taken as it was
+    read) and of its source id, key and references as database ids (``maps``), serialised by orjson.
+
+    Equal for equal rows without reading a spilled body; any change of a column, of ``extra`` (key
+    order included) or of what a reference points at gives another hash. Rows hashed before this rule
+    (whole rows by orjson) read as changed once, and are rewritten with the same content."""
+    head: list[str | int | None] = [record.source_id, record.source_key]
+    refs = record.refs
+    for ref in spec.fk_refs:
+        target = refs.get(ref.field)
+        head.append(maps[ref.target].get(target) if target is not None else None)
+    try:
+        text = orjson.dumps(head)
+    except (TypeError, orjson.JSONEncodeError):
+        text = repr(head).encode("utf-8", "surrogatepass")
+    return hashlib.sha1(record.digest() + text).digest()
 
 
 def _row(spec: ModelSpec, record: NormRecord, maps: dict[str, dict[str, int]]) -> dict[str, Any]:
-    row = dict(record.values)
+    values, extra = record.body()
+    row = dict(values)
     for ref in spec.fk_refs:
         target = record.refs.get(ref.field)
         row[ref.fk_column] = maps[ref.target].get(target) if target is not None else None
-    row["extra"] = record.extra
+    row["extra"] = extra
     row["source_id"] = record.source_id
     row["source_key"] = record.source_key
     return row
 
 
 INSERT, UPDATE, UNCHANGED = 0, 1, 2  # ModelPlan.kinds
-DIGEST = hashlib.sha1().digest_size  # bytes of each record's content hash in ModelPlan.digests
+DIGEST = hashlib.sha1().digest_size  # bytes of each record's content hash in ModelPlan.digests (record_digest)
 Amend = Callable[[dict[str, Any]], None]  # applied to each row built (the media plan's stored URLs)
 
 
@@ -188,7 +204,7 @@ def plan_model(
     seen: set[str] = set()
     id_map = plan.id_map
     for index, record in enumerate(records):
-        digest = row_digest(_row(spec, record, maps))
+        digest = record_digest(spec, record, maps)
         digests[index * DIGEST : (index + 1) * DIGEST] = digest
         seen.add(record.source_key)
         current = existing.get(record.source_key)

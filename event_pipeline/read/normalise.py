@@ -10,9 +10,9 @@ the records sit), ``record_normaliser`` (one record), ``references``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import tzinfo
-from typing import Any
+from typing import Any, NamedTuple
 
 from event_pipeline.model import timezones
 from event_pipeline.model.catalog import BY_NAME, EVENT, MODELS, ModelSpec
@@ -23,10 +23,19 @@ from event_pipeline.read.data_files import Archive
 from event_pipeline.read.envelopes import event_file, included_by_model, model_documents, one_event, resource_record
 from event_pipeline.read.fields import canonical_id, fold_key
 from event_pipeline.read.normalised import Normalised, NormRecord
-from event_pipeline.read.record_normaliser import ModelNormaliser
+from event_pipeline.read.record_normaliser import DERIVED, ModelNormaliser
 from event_pipeline.read.references import check_references
+from event_pipeline.read.spill import BodySpill
 
 __all__ = ["Normalised", "NormRecord", "normalise"]
+
+
+class _Reading(NamedTuple):
+    """What every normaliser of one archive shares: the spill its records' bodies go to, and whether
+    the archive's strings may hold NUL or a surrogate so far (``Archive.odd_text``)."""
+
+    spill: BodySpill
+    strings: Callable[[], bool]
 
 
 def normalise(archive: Archive) -> Normalised:
@@ -36,14 +45,16 @@ def normalise(archive: Archive) -> Normalised:
     and warnings, all of them: nothing stops at the first); raises nothing
     for bad input.
     """
-    out = Normalised(problems=archive.problems)
+    spill = BodySpill()
+    out = Normalised(problems=archive.problems, spill=spill)
     problems = out.problems
+    read = _Reading(spill, lambda: archive.odd_text)
     for spec in MODELS:
         if spec.required_file and not any(name in archive.members for name in spec.files):
             problems.error(spec.files[0], f"the archive has no {spec.name} file")
     included: list = []  # JSON:API compound documents' "included" resources
     id_texts: dict[int, str] = {}  # one string per integer id of the archive (see ModelNormaliser)
-    normalisers, tz, event_id = _read_event(archive, out, included, id_texts)
+    normalisers, tz, event_id = _read_event(archive, out, included, id_texts, read)
     without_file: list[ModelSpec] = []
     known: dict[str, set[str]] = {}  # model -> its records' ids, once read
     for spec in MODELS[1:]:
@@ -53,12 +64,12 @@ def normalise(archive: Archive) -> Normalised:
             out.records[spec.name] = []
             continue
         file, raw_records = found
-        normaliser = ModelNormaliser(spec, file, problems, tz, event_id, known, id_texts)
+        normaliser = ModelNormaliser(spec, file, problems, tz, event_id, known, id_texts, *read)
         normalisers.append(normaliser)
         out.records[spec.name] = _read_records(normaliser, raw_records, out)
         known[spec.name] = {r.source_id for r in out.records[spec.name]}
     for spec, file, resources in included_by_model(included, without_file):
-        normaliser = ModelNormaliser(spec, file, problems, tz, event_id)
+        normaliser = ModelNormaliser(spec, file, problems, tz, event_id, None, None, *read)
         normalisers.append(normaliser)
         out.records[spec.name] = _read_records(normaliser, (resource_record(r) for r in resources), out)
     if normalisers and normalisers[0].spec is EVENT:
@@ -66,17 +77,17 @@ def normalise(archive: Archive) -> Normalised:
     meta = archive.document("meta") if "meta" in archive.members else None  # before check_unread drops it
     archive.check_unread()
     _naive_times(normalisers, tz, event_file(archive), problems)
-    _inline_records(out, tz)
-    _derive(out)
+    _inline_records(out, tz, read)
+    _report(out, DERIVED)
     # What the database would refuse (column ranges, key lengths, NUL, surrogates, JSON): errors here.
-    storable.check_records(out.records, problems, strings=archive.odd_text)
+    storable.check_records(out.records, problems, strings=archive.odd_text)  # and what each record had
     check_references(out)
     out.shape = shapes.describe(archive, normalisers, out, fold_key, meta)
     return out
 
 
 def _read_event(
-    archive: Archive, out: Normalised, included: list, id_texts: dict[int, str]
+    archive: Archive, out: Normalised, included: list, id_texts: dict[int, str], read: _Reading
 ) -> tuple[list[ModelNormaliser], tzinfo | None, str | None]:
     """The event record (its own embedded lists left to their models): the normalisers so far, the
     event's time zone and its source id."""
@@ -89,7 +100,7 @@ def _read_event(
     embedded = {fold_key(k) for m in MODELS for k in m.embedded_in_event}
     document = {k: v for k, v in event.items() if fold_key(k) not in embedded}
     tz = _event_zone(document, file, out.problems)
-    normaliser = ModelNormaliser(EVENT, file, out.problems, tz, id_texts=id_texts)
+    normaliser = ModelNormaliser(EVENT, file, out.problems, tz, None, None, id_texts, *read)
     record = normaliser.record(document, 0)
     out.records[EVENT.name] = [record] if record else []
     event_id = record.source_id if record else canonical_id(document.get("id"))
@@ -136,7 +147,7 @@ def _dedupe(records: list[NormRecord], file: str, problems: Problems) -> list[No
     kept = []
     for record in records:
         same_id = seen.setdefault(record.source_id, [])
-        if any(r.values == record.values and r.refs == record.refs and r.extra == record.extra for r in same_id):
+        if any(r.refs == record.refs and r.body() == record.body() for r in same_id):
             problems.warn(file, "record repeated with identical content; imported once", record.source_id)
             continue
         if same_id:
@@ -155,7 +166,7 @@ def _dedupe(records: list[NormRecord], file: str, problems: Problems) -> list[No
     return kept
 
 
-def _inline_records(out: Normalised, tz: tzinfo | None) -> None:
+def _inline_records(out: Normalised, tz: tzinfo | None, read: _Reading) -> None:
     """Records given only inline (a session's session type) become records of the event.
 
     Only an inline object with a usable id names a record (an object without
@@ -166,7 +177,7 @@ def _inline_records(out: Normalised, tz: tzinfo | None) -> None:
         for ref in (r for r in spec.refs if r.inline_creates):
             target = BY_NAME[ref.target]
             known = {r.source_id for r in out.records[target.name]}
-            normaliser = ModelNormaliser(target, spec.files[0], out.problems, tz)
+            normaliser = ModelNormaliser(target, spec.files[0], out.problems, tz, None, None, None, *read)
             for record in out.records[spec.name]:
                 inline = record.inline.get(ref.field)
                 if inline is None or record.refs.get(ref.field) in known:
@@ -184,18 +195,10 @@ def _inline_records(out: Normalised, tz: tzinfo | None) -> None:
                 )
 
 
-def _derive(out: Normalised) -> None:
-    """The catalog's derived columns (a session type's ``length_minutes``); what does not parse stays text."""
-    for spec in MODELS:
-        for derived in spec.derived:
-            for record in out.records.get(spec.name, []):
-                raw = record.values.get(derived.source)
-                value = derived.parse(raw)
-                record.values[derived.column] = value
-                if raw not in (None, "") and value is None:
-                    out.problems.warn(
-                        spec.files[0],
-                        f"{derived.source} {raw!r} is not {derived.what}; kept as text",
-                        record.source_id,
-                        derived.source,
-                    )
+def _report(out: Normalised, stage: str) -> None:
+    """Report the problems of ``stage`` its records kept when they were read (``NormRecord.pending``), in
+    the records' order: the derived columns' (``ModelNormaliser._derive``) after the inline records'."""
+    for rows in out.records.values():
+        for record in rows:
+            if record.pending:
+                record.report_pending(stage, out.problems)

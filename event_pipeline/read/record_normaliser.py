@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import tzinfo
+from collections.abc import Callable
+from datetime import datetime, tzinfo
 from typing import Any
 
 from pydantic import ValidationError
@@ -10,12 +11,15 @@ from pydantic import ValidationError
 from event_pipeline.model.catalog import EVENT, PARENT_FIELDS, ModelSpec, Ref
 from event_pipeline.problems import Problems
 from event_pipeline.read import shape as shapes
+from event_pipeline.read import storable
 from event_pipeline.read.fields import canonical_id, fold_key, looks_like_reference, reference_id
 from event_pipeline.read.normalised import NormRecord
+from event_pipeline.read.spill import BodySpill
 
 # Where a source key's values go (``ModelNormaliser.names``): a reference, a record field, the parent
 # event's id, or ``extra`` (a key named like ``*_id`` looks like a reference there).
 _REFERENCE, _FIELD, _PARENT, _EXTRA, _EXTRA_ID = range(5)
+DERIVED = "derived"  # the stage of a derived column's warning (``NormRecord.pending``)
 
 
 class ModelNormaliser:
@@ -28,7 +32,9 @@ class ModelNormaliser:
     not keep their raw values; ``id_texts``: the text of every integer id
     read so far (shared by the archive's normalisers), so an id named by many
     records (a track, a speaker of several sessions) is one string, not one
-    per mention (100 000 sessions: ~30 MiB).
+    per mention (100 000 sessions: ~30 MiB); ``spill``: where each record's body goes once read
+    (``NormRecord.spill``), None to keep it in memory; ``strings``: whether a record's strings may hold
+    NUL or a surrogate (``Archive.odd_text``, asked as each record is checked, ``storable.check_record``).
     """
 
     def __init__(
@@ -40,6 +46,8 @@ class ModelNormaliser:
         event_id: str | None = None,
         known: dict[str, set[str]] | None = None,
         id_texts: dict[int, str] | None = None,
+        spill: BodySpill | None = None,
+        strings: Callable[[], bool] = lambda: True,
     ):
         self.spec = spec
         self.file = file
@@ -60,6 +68,12 @@ class ModelNormaliser:
         self.reference_like: dict[str, int] = {}  # the unmapped keys whose values look like references
         self.foreign_parent = 0  # records whose event_id names another event
         self.shape = shapes.FileShape(file)
+        self.spill = spill
+        self.strings = strings
+        # What a spilled record keeps in memory: the fields read record by record after the reading
+        # (the label, by which a reference may name it; the media columns, which media checks and stores).
+        self.keep = tuple(dict.fromkeys([spec.label, *(m.column for m in spec.media)]))
+        self.times = tuple(name for name, info in self.fields.items() if info.annotation in (datetime, datetime | None))
 
     def _name(self, key: str) -> tuple[str, bool, int]:
         folded = fold_key(key)
@@ -137,7 +151,23 @@ class ModelNormaliser:
         validated = self._validate(values, origin, extra, source_id)
         if validated is None:
             return None
-        return NormRecord(source_id, source_id, validated, refs, extra, inline, raw_refs or None)
+        record = NormRecord(source_id, source_id, validated, refs, extra, inline, raw_refs or None)
+        if self.spec.derived:
+            self._derive(record, validated)
+        storable.check_record(record, self.spec.name, strings=self.strings())
+        if self.spill is not None:
+            record.spill(self.spill, self.keep, self.times)
+        return record
+
+    def _derive(self, record: NormRecord, values: dict[str, Any]) -> None:
+        """The catalog's derived columns (a session type's ``length_minutes``); what does not parse stays
+        text, with a warning reported after the inline records' (``normalise.report_derived``)."""
+        for derived in self.spec.derived:
+            raw = values.get(derived.source)
+            value = values[derived.column] = derived.parse(raw)
+            if raw not in (None, "") and value is None:
+                message = f"{derived.source} {raw!r} is not {derived.what}; kept as text"
+                record.add_pending("warn", DERIVED, self.spec.files[0], message, derived.source)
 
     def _reference(
         self,

@@ -103,7 +103,7 @@ def _by_label(spec: ModelSpec, rows: list[NormRecord]) -> dict[str, str]:
     """A model's records by their label (name), where the name is unique: name -> source id."""
     seen: dict[str, str | None] = {}
     for record in rows:
-        label = record.values.get(spec.label)
+        label = record.value(spec.label)
         if isinstance(label, str) and (label := label.strip()):
             seen[label] = None if label in seen else record.source_id
     return {label: id_ for label, id_ in seen.items() if id_ is not None}
@@ -123,7 +123,10 @@ def _keep_raw(record: NormRecord, ref: Ref) -> None:
     """Nothing is lost: the reference's value as the archive wrote it goes to ``extra``."""
     if record.raw_refs and ref.field in record.raw_refs:
         key, value = record.raw_refs[ref.field]
-        record.extra.setdefault(key, value)
+        extra = record.extra  # a copy, if the body is spilled: stored again when it changes
+        if key not in extra:
+            extra[key] = value
+            record.replace(extra=extra)
 
 
 def _mirror(out: Normalised, spec: ModelSpec, record: NormRecord, ref: Ref, target: NormRecord) -> None:

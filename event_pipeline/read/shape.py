@@ -297,6 +297,7 @@ def _unreproducible(normaliser: Any, spec: Any, out: Any, fold) -> dict[str, dic
         target_spec = BY_NAME[ref.target]
         records = {r.source_id: r for r in out.records.get(ref.target, [])}
         columns: dict[str, str] = {}  # member -> the target's field it names (folded, aliases mapped)
+        fields = target_spec.record.model_fields
         for target_id, members in by_target.items():
             record = records.get(target_id)
             if record is None or not all(
@@ -306,6 +307,7 @@ def _unreproducible(normaliser: Any, spec: Any, out: Any, fold) -> dict[str, dic
                     record,
                     columns.get(member) or columns.setdefault(member, _field(target_spec, member, fold)),
                     member,
+                    fields,
                 )
                 for member, value in members.items()
             ):
@@ -318,12 +320,16 @@ def _field(spec: Any, member: str, fold) -> str:
     return spec.aliases.get(folded, folded)
 
 
-def _same(value: Any, record: Any, name: str, member: str) -> bool:
+def _same(value: Any, record: Any, name: str, member: str, fields: Any) -> bool:
     """Whether the export, writing ``member`` (the target's field ``name``) from the target record, gives
-    ``value`` back."""
-    if name not in record.values:
-        return record.extra.get(member, None) == value and member in record.extra
-    column = record.values[name]
+    ``value`` back; ``fields``: the target model's record fields."""
+    if name in fields:  # every record has its model's fields: read without the body when kept (the label)
+        column = record.value(name)
+    else:
+        values, extra = record.body()
+        if name not in values:
+            return extra.get(member, None) == value and member in extra
+        column = values[name]
     if type(column) is type(value) and column == value:
         return True
     if isinstance(column, str) and isinstance(value, (int, float)) and not isinstance(value, bool):

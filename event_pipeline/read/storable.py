@@ -154,16 +154,41 @@ def json_problem(value: Any, *, strings: bool = True) -> str | None:
     return None
 
 
-def check_records(records: dict[str, list[Any]], problems: Problems, *, strings: bool) -> None:
-    """Check every normalised record (``NormRecord``: ``values``, ``extra``, ``refs``, ``source_id``,
-    ``source_key``) of each model (``records``: model name -> records) against its table's columns.
+STAGE = "storable"  # the stage of the problems :func:`check_record` finds (``NormRecord.pending``)
 
-    Each value the database would refuse is an error located by the model's file, the record's id
-    and the field (the column, or the key in ``extra`` it was kept under); so is a key used by two
-    records. References that are not storable text are errors too, and are cleared so they are not
-    reported again as missing. ``strings=False``: no string of the archive can hold NUL or a
-    surrogate (see ``Archive.odd_text``), so strings are not scanned, for speed.
-    """
+
+def check_record(record: Any, model: str, *, strings: bool) -> None:
+    """Check one record's fields, ``extra`` and references (``NormRecord``) against its table's columns,
+    as it is read (its body is then spilled): each problem is kept on the record (``add_pending``) and
+    reported by :func:`check_records` in the records' final order (after repeats are dropped).
+
+    Each value the database would refuse is an error located by the model's file, the record's id and the
+    field (the column, or the key in ``extra`` it was kept under). References that are not storable text
+    are errors too, and are cleared so they are not reported again as missing. ``strings=False``: no
+    string of the record can hold NUL or a surrogate (the parser saw none so far, see ``Archive.odd_text``),
+    so strings are not scanned, for speed."""
+    spec = BY_NAME[model]
+    file = spec.files[0]
+    values, extra = record.body()
+    for name, rule in _checked(model, strings):
+        value = values.get(name)
+        if value is not None and (problem := value_problem(value, rule, strings=strings)):
+            record.add_pending("error", STAGE, file, problem, name)
+    if strings:
+        # Otherwise extra holds what the parser gave, which is storable JSON: finite numbers only
+        # (see archive.Archive._decoder), nesting bounded, no NUL or surrogate (odd_text).
+        for key, value in extra.items():
+            if problem := text_problem(key):
+                record.add_pending("error", STAGE, file, f"field name {problem}", key)
+            elif problem := json_problem(value):
+                record.add_pending("error", STAGE, file, f"{problem} (kept in extra)", key)
+        _check_refs(record, file)
+
+
+def check_records(records: dict[str, list[Any]], problems: Problems, *, strings: bool) -> None:
+    """Report, per model (``records``: model name -> ``NormRecord`` list) in the records' order, a key used
+    by two records, an id or generated key longer than its column, and what :func:`check_record` found.
+    ``strings``: as there (ids are scanned for NUL and surrogates only then)."""
     for model, rows in records.items():
         spec = BY_NAME[model]
         rules = _rules(TABLES[model])
@@ -171,7 +196,6 @@ def check_records(records: dict[str, list[Any]], problems: Problems, *, strings:
         id_rule, key_rule = rules["source_id"], rules["source_key"]
         assert id_rule.length is not None and key_rule.length is not None  # both are String(n)
         id_length, key_length = id_rule.length, key_rule.length
-        checked = [(name, rule) for name, rule in _checked_columns(rules, strings) if name in spec.record.model_fields]
         keys: set[str] = set()
         for record in rows:
             source_id, source_key = record.source_id, record.source_key
@@ -186,28 +210,17 @@ def check_records(records: dict[str, list[Any]], problems: Problems, *, strings:
             elif len(source_key) > key_length:
                 problem = value_problem(source_key, key_rule)
                 problems.error(file, f"generated key {source_key[:40]!r}…: {problem}", source_id, "id")
-            values = record.values
-            for name, rule in checked:
-                value = values.get(name)
-                if value is not None and (problem := value_problem(value, rule, strings=strings)):
-                    problems.error(file, problem, source_id, name)
-            if strings:
-                # Otherwise extra holds what the parser gave, which is storable JSON: finite numbers only
-                # (see archive.Archive._decoder), nesting bounded, no NUL or surrogate (odd_text).
-                for key, value in record.extra.items():
-                    if problem := text_problem(key):
-                        problems.error(file, f"field name {problem}", source_id, key)
-                    elif problem := json_problem(value):
-                        problems.error(file, f"{problem} (kept in extra)", source_id, key)
-                _check_refs(record, file, problems)
+            if record.pending:
+                record.report_pending(STAGE, problems)
 
 
-def _check_refs(record: Any, file: str, problems: Problems) -> None:
+def _check_refs(record: Any, file: str) -> None:
     for name, target in record.refs.items():
         targets = target if isinstance(target, list) else [target]
         bad = [t for t in targets if t is not None and text_problem(t)]
         for item in bad:
-            problems.error(file, f"reference '{clean_text(item, 60)}' {text_problem(item)}", record.source_id, name)
+            message = f"reference '{clean_text(item, 60)}' {text_problem(item)}"
+            record.add_pending("error", STAGE, file, message, name)
         if bad:
             record.refs[name] = [t for t in targets if t not in bad] if isinstance(target, list) else None
 
@@ -220,6 +233,19 @@ def _rules(table: sa.Table) -> dict[str, ColumnRule]:
     if rules is None:
         rules = _RULES[table.name] = table_rules(table)
     return rules
+
+
+_CHECKED: dict[tuple[str, bool], list[tuple[str, ColumnRule]]] = {}
+
+
+def _checked(model: str, strings: bool) -> list[tuple[str, ColumnRule]]:
+    """The record fields of ``model`` whose values :func:`check_record` checks."""
+    checked = _CHECKED.get((model, strings))
+    if checked is None:
+        fields = BY_NAME[model].record.model_fields
+        columns = _checked_columns(_rules(TABLES[model]), strings)
+        checked = _CHECKED[(model, strings)] = [(name, rule) for name, rule in columns if name in fields]
+    return checked
 
 
 def _checked_columns(rules: dict[str, ColumnRule], strings: bool) -> list[tuple[str, ColumnRule]]:

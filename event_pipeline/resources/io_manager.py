@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import dagster as dg
+from pydantic import PrivateAttr
 
 from event_pipeline.assets.selection import IMPORT_ASSET_KEYS, require_whole_import
 
@@ -89,6 +90,14 @@ class _RunCachedIOManager(dg.UPathIOManager):
         """Where the base class reads a partition's pickle: ``<base_dir>/<asset key path>/<partition>``."""
         return self.make_safe_partition_path(self._root.joinpath(*asset_key.path), partition)
 
+    def release(self) -> None:
+        """Let go of this run's outputs, closing those that hold files (``close``)."""
+        objects, self._objects = self._objects, {}
+        for obj in objects.values():
+            close = getattr(obj, "close", None)
+            if callable(close):
+                close()
+
     def stored_output(self, asset_key: dg.AssetKey, partition: str) -> Any:
         """The output of ``asset_key`` for ``partition``: this run's object, else the pickle an earlier run
         stored (a re-execution from failure). For assets that read an ancestor's output without an input
@@ -101,11 +110,20 @@ class _RunCachedIOManager(dg.UPathIOManager):
 
 
 class RunCachedFilesystemIOManager(dg.ConfigurableIOManagerFactory):
-    """Filesystem pickles under the instance's storage directory, served from memory within a run."""
+    """Filesystem pickles under the instance's storage directory, served from memory within a run; when the
+    run ends, the outputs it kept are let go and those holding files closed (``close``: the validated
+    archive's spilled records), whether the run succeeded or not."""
 
     base_dir: str | None = None
+    _managers: list[_RunCachedIOManager] = PrivateAttr(default_factory=list)
 
     def create_io_manager(self, context: dg.InitResourceContext) -> _RunCachedIOManager:
         instance = context.instance
         assert instance is not None  # a run's resources always have their instance
-        return _RunCachedIOManager(self.base_dir or instance.storage_directory())
+        manager = _RunCachedIOManager(self.base_dir or instance.storage_directory())
+        self._managers.append(manager)
+        return manager
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        while self._managers:
+            self._managers.pop().release()
