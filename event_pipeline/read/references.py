@@ -121,8 +121,9 @@ def _dangling(out: Normalised, spec: ModelSpec, record: NormRecord, ref: Ref, ta
 
 def _keep_raw(record: NormRecord, ref: Ref) -> None:
     """Nothing is lost: the reference's value as the archive wrote it goes to ``extra``."""
-    if record.raw_refs and ref.field in record.raw_refs:
-        key, value = record.raw_refs[ref.field]
+    raw_refs = record.raw_refs  # read from the spill: once
+    if raw_refs and ref.field in raw_refs:
+        key, value = raw_refs[ref.field]
         extra = record.extra  # a copy, if the body is spilled: stored again when it changes
         if key not in extra:
             extra[key] = value

@@ -55,10 +55,10 @@ def body_digest(values: dict[str, Any], extra: dict[str, Any]) -> bytes:
 class BodySpill:
     """An append-only store of record bodies ``(values, extra)``, numbered from 0 in the order added.
 
-    ``add`` returns a body's number; ``load`` gives a new copy of it each time (changing the copy changes
-    nothing stored: store the change with ``add`` and use the new number); ``digest`` its
-    :func:`body_digest`. Loads may come from several threads. Raises ``OSError`` when the temporary
-    file cannot be written (a full disk).
+    ``add`` returns a body's number (``add_object`` numbers other objects alike); ``load`` gives a new
+    copy of it each time (changing the copy changes nothing stored: store the change with ``add`` and use
+    the new number); ``digest`` its :func:`body_digest`. Loads may come from several threads. Raises
+    ``OSError`` when the temporary file cannot be written (a full disk).
 
     A body is stored as the very JSON its digest is taken of, its time fields (``add``'s ``times``: the
     record's ``datetime`` fields, which JSON writes as ISO 8601 text) parsed back on loading; a body JSON
@@ -100,7 +100,19 @@ class BodySpill:
             self._flush()
         return len(self._ends) - 1
 
-    def load(self, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    def add_object(self, obj: Any) -> int:
+        """Store any picklable object that is no body (its digest is zeros): what a record keeps for a rare
+        path (``NormRecord.raw_refs``); :meth:`load` gives it back."""
+        self._digests += bytes(DIGEST)
+        self._forms.append(_PICKLED)
+        self._pending += pickle.dumps(obj, pickle.HIGHEST_PROTOCOL)
+        self._ends.append(self._written + len(self._pending))
+        if len(self._pending) >= _FLUSH:
+            self._flush()
+        return len(self._ends) - 1
+
+    def load(self, index: int) -> Any:
+        """Body ``index`` as ``(values, extra)`` (or the object :meth:`add_object` stored), a new copy."""
         if self._file.closed:
             raise ValueError("the record bodies of this archive were freed (its import ended)")
         end = self._ends[index]

@@ -102,6 +102,17 @@ def test_a_spilled_record_reads_its_body_keeps_what_it_was_told_and_pickles_whol
     assert copy == record and copy.values["title"] == "Another"
 
 
+def test_the_raw_values_of_unresolved_references_are_spilled_with_the_body():
+    spill = BodySpill()
+    raw = {"sessions": ("sessions", [{"id": 1, "title": "Talk"}, {"id": 2, "title": "Other"}])}
+    record = NormRecord("5", "5", {"name": "Ann"}, {"sessions": ["1", "2"]}, {}, None, raw)
+    record.spill(spill)
+    assert len(spill) == 2  # the body, then the raw values
+    assert record.raw_refs == raw and record.raw_refs is not record.raw_refs  # read back each time
+    record.raw_refs = None  # once every reference is resolved
+    assert record.raw_refs is None
+
+
 def test_a_normalised_archive_keeps_its_records_bodies_in_its_spill(tmp_path):
     sessions = [
         {"id": i, "title": f"Talk {i}", "starts-at": "2016-03-18T09:30:00+08:00", "video-url": f"/v{i}.mp4"}
