@@ -147,9 +147,9 @@ def _settle(
                 row.extra = row.record.extra
             row.record = None  # not in the plan's pickle
         plan.changed[name] = changed
-        plan.rows[name] = {
-            i: r for i, r in rows.items() if i in changed or r.archive_paths or any(v for v in r.values.values())
-        }
+        # A row without archive paths holds the record's own values (a URL kept, an empty column): its
+        # planned row is already right, and the rows of 100 000 sessions' kept URLs were 20 MiB of plan.
+        plan.rows[name] = {i: r for i, r in rows.items() if i in changed or r.archive_paths}
 
 
 def _plan_value(

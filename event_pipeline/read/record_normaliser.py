@@ -67,7 +67,7 @@ class ModelNormaliser:
         self.unmapped: dict[str, int] = {}  # source key -> records keeping it in extra
         self.reference_like: dict[str, int] = {}  # the unmapped keys whose values look like references
         self.foreign_parent = 0  # records whose event_id names another event
-        self.shape = shapes.FileShape(file)
+        self.shape = shapes.FileShape(file, spill)
         self.spill = spill
         self.strings = strings
         # What a spilled record keeps in memory: the fields read record by record after the reading

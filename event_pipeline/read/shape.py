@@ -38,8 +38,10 @@ differ from their file's common key set.
 from __future__ import annotations
 
 import json
-import operator
+from collections.abc import Iterator
 from typing import Any
+
+from event_pipeline.read.spill import BodySpill, body_digest
 
 VERSION = 1
 
@@ -47,7 +49,7 @@ VERSION = 1
 class FileShape:
     """The keys, value types and key sets seen in one data file's records (see the module docstring)."""
 
-    def __init__(self, file: str):
+    def __init__(self, file: str, spill: BodySpill | None = None):
         self.file = file
         self.types: dict[str, set[str]] = {}  # insertion order = first appearance
         self.members: dict[str, dict[str, set[str]]] = {}
@@ -55,16 +57,18 @@ class FileShape:
         self.other_kinds: dict[str, dict[str, str]] = {}  # per key, the records whose value has another type
         self.layouts: dict[tuple, list[str]] = {}  # a record's keys in order -> the records with them
         # Reference objects' members besides the id (``{"id": 5, "name": ..., "length": 0.3}``), which the
-        # import does not keep: per key, per target id, the first object's; a record whose object for
-        # that target differs keeps its own under ``inline_records``.
-        self.inline: dict[str, dict[str, dict]] = {}
+        # import does not keep: per key, per target id, the first object's (its number in ``spill``, else
+        # the object; read with :meth:`first_objects`); a record whose object for that target differs
+        # keeps its own under ``inline_records``. Spilled because there is one per target: a speaker's
+        # and a track's ``sessions`` objects held 110 MiB of 100 000 sessions' reading.
+        self.inline: dict[str, dict[str, Any]] = {}
+        self.spill = spill
         self.inline_records: dict[str, dict[str, dict[str, dict]]] = {}
         # What :meth:`see` worked out once per signature (keys and value types of a record or object):
         # the keys whose kind is not their first, the keys holding objects or lists, and the record ids
         # of the signature's layout (its list in ``layouts``, found without hashing the layout again).
         self._plans: dict[tuple, tuple[list[tuple[str, str]], list[str], list[str]]] = {}
         self._member_signatures: set[tuple] = set()
-        self._first_objects: dict[str, dict[int | str, dict]] = {}  # per key, per raw id: the first object
 
     def see(self, raw: dict[str, Any], source_id: str) -> None:
         """Observe one raw record (after JSON:API flattening, before any mapping).
@@ -73,7 +77,7 @@ class FileShape:
         adds to ``types`` and ``first_kind`` is worked out once per signature, and a record then costs
         only the keys whose kind differs from their first one and its objects and lists; an object
         equal to the first one given for its target, member for member and type for type (a session's
-        ``track`` repeated in every session of the track), costs one comparison."""
+        ``track`` repeated in every session of the track), costs one digest."""
         signature = (tuple(raw), tuple(map(type, raw.values())))
         plan = self._plans.get(signature)
         if plan is None:
@@ -109,14 +113,26 @@ class FileShape:
 
     def _object(self, key: str, source_id: str, value: dict) -> None:
         """One object value (a reference ``{"id": 5, "name": ...}``): its members' types, and what it
-        says of its target."""
+        says of its target beyond the id."""
         target = value.get("id")
-        if type(target) is int or type(target) is str:  # the usual ids (a bool is no id; floats rare)
-            first = self._first_objects.get(key, {}).get(target)
-            if first is not None and first == value and _same_types(first, value):
-                return  # the object the first record gave for this target: its members and types are known
+        if type(target) is bool or not isinstance(target, (int, str)) or len(value) < 2:
+            self._members(key, value)
+            return
+        target_id = str(target).strip()
+        by_target = self.inline.setdefault(key, {})
+        first = by_target.get(target_id)
+        if first is None:
+            self._members(key, value)
+            # The id's place, not its value, is what the shape keeps of it (see :func:`_without_id`).
+            by_target[target_id] = value if self.spill is None else self.spill.add(value, {})
+            return
+        # The digest is taken of the members in order, ``1``, ``1.0`` and ``true`` apart: equal digests,
+        # the object the first record gave (the common case), whose members and types are known.
+        if body_digest(value, {}) == self._digest(first):
+            return
         self._members(key, value)
-        self._inline(key, source_id, value)
+        if _without_id(self._load(first)) != _without_id(value):
+            self.inline_records.setdefault(key, {}).setdefault(source_id, {})[target_id] = _without_id(value)
 
     def _members(self, key: str, value: dict) -> None:
         signature = (key, tuple(value), tuple(map(type, value.values())))
@@ -127,21 +143,16 @@ class FileShape:
         for name, item in value.items():
             members.setdefault(name, set()).add(type(item).__name__)
 
-    def _inline(self, key: str, source_id: str, value: dict) -> None:
-        target = value.get("id")
-        if not isinstance(target, (int, str)) or isinstance(target, bool) or len(value) < 2:
-            return
-        firsts = self._first_objects.setdefault(key, {})
-        if firsts.get(target) == value:
-            return  # the very object the first record gave for this target (the common case): nothing to keep
-        target_id = str(target).strip()
-        # The first object for a target is kept as given (not copied: it is one per target); the id's
-        # place, not its value, is what the shape keeps of it (see :func:`_without_id`).
-        first = self.inline.setdefault(key, {}).setdefault(target_id, value)
-        if first is value:
-            firsts[target] = value
-        elif _without_id(first) != _without_id(value):
-            self.inline_records.setdefault(key, {}).setdefault(source_id, {})[target_id] = _without_id(value)
+    def first_objects(self, key: str) -> Iterator[tuple[str, dict]]:
+        """The first object given for each target of ``key``, as ``(target id, object)``."""
+        for target_id, first in self.inline.get(key, {}).items():
+            yield target_id, self._load(first)
+
+    def _digest(self, first: Any) -> bytes:
+        return body_digest(first, {}) if self.spill is None else self.spill.digest(first)
+
+    def _load(self, first: Any) -> dict:
+        return first if self.spill is None else self.spill.load(first)[0]
 
     def as_json(
         self, member: str | None, envelope: Any, omitted: dict[str, dict[str, list[str]]], inline: dict[str, Any]
@@ -165,12 +176,6 @@ class FileShape:
             "inline": {k: {t: _without_id(m) for t, m in by_target.items()} for k, by_target in inline.items()},
             "inline_records": self.inline_records,
         }
-
-
-def _same_types(first: dict, value: dict) -> bool:
-    """Whether two equal objects have the same keys in the same order with values of the same types
-    (``==`` takes ``1``, ``1.0`` and ``true`` for one value; the shape tells them apart)."""
-    return tuple(first) == tuple(value) and all(map(operator.is_, map(type, first.values()), map(type, value.values())))
 
 
 def _without_id(members: dict) -> dict:
@@ -290,7 +295,7 @@ def _unreproducible(normaliser: Any, spec: Any, out: Any, fold) -> dict[str, dic
 
     refs = {r.field: r for r in spec.refs}
     kept: dict[str, dict[str, dict]] = {}
-    for key, by_target in normaliser.shape.inline.items():
+    for key in normaliser.shape.inline:
         ref = refs.get(normaliser.names.get(key, (None,))[0])
         if ref is None:
             continue
@@ -298,7 +303,7 @@ def _unreproducible(normaliser: Any, spec: Any, out: Any, fold) -> dict[str, dic
         records = {r.source_id: r for r in out.records.get(ref.target, [])}
         columns: dict[str, str] = {}  # member -> the target's field it names (folded, aliases mapped)
         fields = target_spec.record.model_fields
-        for target_id, members in by_target.items():
+        for target_id, members in normaliser.shape.first_objects(key):
             record = records.get(target_id)
             if record is None or not all(
                 member == "id"

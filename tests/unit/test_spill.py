@@ -12,6 +12,7 @@ from archives import kebab_event, write_zip
 from event_pipeline.read.archive import read_archive
 from event_pipeline.read.normalise import normalise
 from event_pipeline.read.normalised import NormRecord
+from event_pipeline.read.shape import FileShape
 from event_pipeline.read.spill import BodySpill, body_digest
 from event_pipeline.read.storable import NotStorable
 
@@ -129,3 +130,43 @@ def test_a_normalised_archive_keeps_its_records_bodies_in_its_spill(tmp_path):
     assert [r.values["starts_at"] for r in records] == [datetime(2016, 3, 18, 1, 30, tzinfo=UTC)] * 3
     assert [r.value("video_url") for r in records] == ["/v1.mp4", "/v2.mp4", "/v3.mp4"]
     assert out.records["session_types"][0].values["length_minutes"] == 30  # derived as it was read
+
+
+def test_the_first_object_given_for_each_reference_target_is_spilled_and_the_shape_is_the_same(tmp_path):
+    """A speaker's ``sessions`` objects: one kept per session (in the spill, not in memory), and what the
+    source export needs of them worked out exactly as from objects in memory."""
+    sessions = [{"id": i, "title": title} for i, title in ((1, "A"), (2, "B"), (3, "C"))]
+    listed = {
+        1: [{"id": 1, "title": "A", "n": 1}, {"id": 2, "title": "Bee", "length": 0.3}],
+        2: [{"id": 1, "title": "A", "n": 1}, {"id": 2, "title": "Bee", "length": 0.3}],  # the same again
+        3: [{"id": "1", "title": "A", "n": 1}],  # the id as text: the same object for the export
+        4: [{"id": 2, "title": "Bee", "length": 0.30000000000000004}],  # another number: this speaker's own
+        5: [{"id": 2, "length": 0.3, "title": "Bee"}],  # another order, the same members
+        6: [{"id": 1, "title": "A", "n": 1.0}],  # 1.0 for 1: a type the members list gains, no object kept
+        7: [{"id": 3, "title": "C"}],  # what session 3 gives back: nothing kept
+    }
+    speakers = [{"id": i, "name": f"S{i}", "sessions": objects} for i, objects in listed.items()]
+    path = write_zip(tmp_path / "a.zip", kebab_event(sessions=sessions, speakers=speakers))
+    with read_archive(path) as archive:
+        out = normalise(archive)
+    shape = out.shape["files"]["speakers"]
+    assert out.problems.errors == []
+    assert shape["inline"] == {
+        "sessions": {"1": {"id": None, "title": "A", "n": 1}, "2": {"id": None, "title": "Bee", "length": 0.3}}
+    }
+    assert shape["inline_records"] == {
+        "sessions": {"4": {"2": {"id": None, "title": "Bee", "length": 0.30000000000000004}}}
+    }
+    assert shape["members"]["sessions"] == {
+        "id": ["int", "str"],
+        "title": ["str"],
+        "n": ["float", "int"],
+        "length": ["float"],
+    }
+    # the speakers file alone: the first object of sessions 1, 2 and 3 went to the spill, numbers kept
+    spill = BodySpill()
+    file_shape = FileShape("speakers", spill)
+    for speaker in speakers:
+        file_shape.see(speaker, str(speaker["id"]))
+    assert len(spill) == 3 and all(type(n) is int for n in file_shape.inline["sessions"].values())
+    assert dict(file_shape.first_objects("sessions")) == {"1": listed[1][0], "2": listed[1][1], "3": listed[7][0]}
