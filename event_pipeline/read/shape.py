@@ -39,11 +39,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from operator import is_
 from typing import Any
 
 from event_pipeline.read.spill import BodySpill, body_digest
 
 VERSION = 1
+IN_MEMORY = 1_000  # first objects per reference key kept as objects; the others are spilled (FileShape.inline)
 
 
 class FileShape:
@@ -57,10 +59,11 @@ class FileShape:
         self.other_kinds: dict[str, dict[str, str]] = {}  # per key, the records whose value has another type
         self.layouts: dict[tuple, list[str]] = {}  # a record's keys in order -> the records with them
         # Reference objects' members besides the id (``{"id": 5, "name": ..., "length": 0.3}``), which the
-        # import does not keep: per key, per target id, the first object's (its number in ``spill``, else
-        # the object; read with :meth:`first_objects`); a record whose object for that target differs
-        # keeps its own under ``inline_records``. Spilled because there is one per target: a speaker's
-        # and a track's ``sessions`` objects held 110 MiB of 100 000 sessions' reading.
+        # import does not keep: per key, per target id, the first object's (the object for the first
+        # ``IN_MEMORY`` targets, then its number in ``spill``; read with :meth:`first_objects`); a record
+        # whose object for that target differs keeps its own under ``inline_records``. Spilled because
+        # there is one per target: a speaker's and a track's ``sessions`` objects held 110 MiB of 100 000
+        # sessions' reading.
         self.inline: dict[str, dict[str, Any]] = {}
         self.spill = spill
         self.inline_records: dict[str, dict[str, dict[str, dict]]] = {}
@@ -123,13 +126,14 @@ class FileShape:
         first = by_target.get(target_id)
         if first is None:
             self._members(key, value)
-            # The id's place, not its value, is what the shape keeps of it (see :func:`_without_id`).
-            by_target[target_id] = value if self.spill is None else self.spill.add(value, {})
+            # The id's place, not its value, is what the shape keeps of it (see :func:`_without_id`). The
+            # objects of the first IN_MEMORY targets stay objects: a model with few records (a session's
+            # track) is compared the most often, and its few objects cost no memory worth saving.
+            spill = self.spill if len(by_target) >= IN_MEMORY else None
+            by_target[target_id] = value if spill is None else spill.add(value, {})
             return
-        # The digest is taken of the members in order, ``1``, ``1.0`` and ``true`` apart: equal digests,
-        # the object the first record gave (the common case), whose members and types are known.
-        if body_digest(value, {}) == self._digest(first):
-            return
+        if self._same(first, value):
+            return  # the object the first record gave (the common case): its members and types are known
         self._members(key, value)
         if _without_id(self._load(first)) != _without_id(value):
             self.inline_records.setdefault(key, {}).setdefault(source_id, {})[target_id] = _without_id(value)
@@ -148,11 +152,23 @@ class FileShape:
         for target_id, first in self.inline.get(key, {}).items():
             yield target_id, self._load(first)
 
-    def _digest(self, first: Any) -> bytes:
-        return body_digest(first, {}) if self.spill is None else self.spill.digest(first)
+    def _same(self, first: Any, value: dict) -> bool:
+        """Whether ``value`` is the first object, member for member, in order, type for type (``==`` takes
+        ``1``, ``1.0`` and ``true`` for one value); a spilled one by its digest, which tells them apart."""
+        if type(first) is dict:
+            return (
+                first == value
+                and tuple(first) == tuple(value)
+                and all(map(is_, map(type, first.values()), map(type, value.values())))
+            )
+        assert self.spill is not None  # a number is a place in the spill
+        return body_digest(value, {}) == self.spill.digest(first)
 
     def _load(self, first: Any) -> dict:
-        return first if self.spill is None else self.spill.load(first)[0]
+        if type(first) is dict:
+            return first
+        assert self.spill is not None
+        return self.spill.load(first)[0]
 
     def as_json(
         self, member: str | None, envelope: Any, omitted: dict[str, dict[str, list[str]]], inline: dict[str, Any]

@@ -3,10 +3,13 @@ structure (ids, references), not its text.
 
 A record's body is its fields and its ``extra`` (``NormRecord.values`` and ``.extra``): nine tenths of
 a normalised archive's memory (100 000 sessions and 50 000 speakers: ~330 MiB of dicts and strings in
-Python, ~185 MiB pickled). Each body is pickled into an anonymous temporary file as the record is read
-(``ModelNormaliser``), and read back where a stage needs it: the rows ``COPY`` writes, the few records
-a rare path looks at. What stays in memory per body: its end offset (8 bytes) and the SHA-1 of its
-content (20 bytes), from which the plan tells unchanged rows without reading the body.
+Python, ~185 MiB on disk). Each body is written as JSON (pickled where JSON cannot hold it exactly) to an
+anonymous temporary file as the record is read (``ModelNormaliser``), and read back where a stage needs
+it: the rows ``COPY`` writes, the few records a rare path looks at. What stays in memory per body: its
+end offset (8 bytes), its form (1 byte) and the SHA-1 of its content (20 bytes), from which the plan
+tells unchanged rows without reading the body. The same file keeps other objects needed only on a rare
+path: the raw values of a record's unresolved references, the archive shape's first object per
+reference target (``shape.FileShape``).
 
 The file is made by :func:`tempfile.TemporaryFile` (``TMPDIR``; unlinked at once, freed when closed or
 when the process ends). It is never pickled: a normalised archive pickled or needed in another
