@@ -80,7 +80,7 @@ class FileShape:
         adds to ``types`` and ``first_kind`` is worked out once per signature, and a record then costs
         only the keys whose kind differs from their first one and its objects and lists; an object
         equal to the first one given for its target, member for member and type for type (a session's
-        ``track`` repeated in every session of the track), costs one digest."""
+        ``track`` repeated in every session of the track), costs one comparison (a spilled one: a digest)."""
         signature = (tuple(raw), tuple(map(type, raw.values())))
         plan = self._plans.get(signature)
         if plan is None:
