@@ -21,13 +21,14 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import tempfile
 import threading
 from array import array
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+from event_pipeline.read.scratch import located, scratch_file
 
 DIGEST = hashlib.sha1().digest_size  # bytes of a body's digest
 _FLUSH = 1 << 20  # bytes of bodies gathered before one write
@@ -61,14 +62,14 @@ class BodySpill:
     ``add`` returns a body's number (``add_object`` numbers other objects alike); ``load`` gives a new
     copy of it each time (changing the copy changes nothing stored: store the change with ``add`` and use
     the new number); ``digest`` its :func:`body_digest`. Loads may come from several threads. Raises
-    ``OSError`` when the temporary file cannot be written (a full disk).
+    ``OSError`` when the temporary file cannot be written (a full ``TMPDIR`` named: ``scratch.located``).
 
     A body is stored as the very JSON its digest is taken of, its time fields (``add``'s ``times``: the
     record's ``datetime`` fields, which JSON writes as ISO 8601 text) parsed back on loading; a body JSON
     cannot hold exactly (a time that is no UTC ``datetime``, a value orjson refuses) is pickled."""
 
     def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile(prefix="event-pipeline-bodies-")  # noqa: SIM115  # lives with the spill
+        self._file = scratch_file("event-pipeline-bodies-")
         self._fd = self._file.fileno()
         self._ends = array("q")  # each body's end offset in the file (its start: the previous one's end)
         self._forms = bytearray()  # each body's form: _PICKLED, or 1 + its times' index in _times
@@ -164,11 +165,15 @@ class BodySpill:
 
     def _flush(self) -> None:
         view = memoryview(self._pending)
-        while view:
-            done = os.pwrite(self._fd, view, self._written)
-            self._written += done
-            view = view[done:]
-        view.release()
+        try:
+            while view:
+                done = os.pwrite(self._fd, view, self._written)
+                self._written += done
+                view = view[done:]
+        except OSError as exc:
+            raise located(exc, "the records' bodies") from exc
+        finally:
+            view.release()
         self._pending = bytearray()
 
     def __reduce__(self):

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import pickle
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from archives import kebab_event, write_zip
 
+from event_pipeline.read import private_copy
 from event_pipeline.read import shape as shape_module
+from event_pipeline.read import spill as spill_module
 from event_pipeline.read.archive import read_archive
 from event_pipeline.read.normalise import normalise
 from event_pipeline.read.normalised import NormRecord
@@ -178,3 +182,29 @@ def test_the_first_object_given_for_each_reference_target_is_spilled_and_the_sha
     kinds = [type(first) for first in file_shape.inline["sessions"].values()]
     assert len(spill) == spilled and kinds == [dict] * (3 - spilled) + [int] * spilled
     assert dict(file_shape.first_objects("sessions")) == {"1": listed[1][0], "2": listed[1][1], "3": listed[7][0]}
+
+
+@pytest.mark.parametrize("what", ["bodies", "copy"])
+def test_a_full_temporary_directory_is_named_with_what_was_being_written(tmp_path, monkeypatch, what):
+    """/dev/full answers every write with ENOSPC, as a full ``TMPDIR`` does."""
+
+    def full(prefix):
+        return open("/dev/full", "w+b")  # noqa: SIM115 - returned open, as a scratch file
+
+    monkeypatch.setattr(spill_module, "scratch_file", full)
+    monkeypatch.setattr(private_copy, "scratch_file", full)
+    with pytest.raises(OSError) as caught:
+        if what == "bodies":
+            spill = BodySpill()
+            for _ in range(300):  # 300 bodies of 4 KiB: past the 1 MiB gathered before a write
+                spill.add({"title": "x" * 4096}, {})
+        else:
+            archive = tmp_path / "a.zip"
+            archive.write_bytes(b"PK" * 1000)
+            private_copy.snapshot(archive)
+    written = "the records' bodies" if what == "bodies" else "the archive's private copy"
+    assert caught.value.errno == errno.ENOSPC
+    assert str(caught.value) == (
+        f"[Errno 28] No space left on device in the temporary directory {tempfile.gettempdir()} (TMPDIR)"
+        f" while writing {written}"
+    )
