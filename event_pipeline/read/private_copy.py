@@ -17,7 +17,7 @@ import zlib
 from pathlib import Path
 from typing import IO
 
-from event_pipeline.read.scratch import located, scratch_file
+from event_pipeline.read.scratch import scratch_file, writing
 
 # What zipfile raises on damaged, encrypted or unsupported archives and members.
 ZIP_ERRORS = (
@@ -45,18 +45,16 @@ def snapshot(path: Path) -> tuple[IO[bytes], str]:
     """A private copy of the file at ``path`` (an anonymous temporary file, gone once closed, even
     after a crash) and the sha256 of exactly its bytes, read in one pass: whatever happens to ``path``
     afterwards, the copy is the archive that hash names. Raises OSError if the file cannot be read or the copy
-    written (a full ``TMPDIR`` named, :func:`~event_pipeline.read.scratch.located`)."""
+    written (a full ``TMPDIR`` named, :func:`~event_pipeline.read.scratch.writing`)."""
     copy = scratch_file("event-pipeline-archive-")
     try:
         digest = hashlib.sha256()
-        with open(path, "rb") as source:
-            try:
-                while chunk := source.read(1 << 20):
-                    digest.update(chunk)
-                    copy.write(chunk)
-                copy.flush()
-            except OSError as exc:  # reading gives no ENOSPC: a full disk is the copy's
-                raise located(exc, "the archive's private copy") from exc
+        # Reading gives no ENOSPC: a full disk is the copy's.
+        with open(path, "rb") as source, writing("the archive's private copy"):
+            while chunk := source.read(1 << 20):
+                digest.update(chunk)
+                copy.write(chunk)
+            copy.flush()
         copy.seek(0)
     except BaseException:
         with contextlib.suppress(OSError):  # flushing what a full disk refused fails again: the copy is dropped

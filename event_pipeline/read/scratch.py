@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import tempfile
+from collections.abc import Iterator
 from typing import IO
 
 _FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -16,12 +18,16 @@ def scratch_file(prefix: str) -> IO[bytes]:
     return tempfile.TemporaryFile(prefix=prefix)  # noqa: SIM115 (returned open)
 
 
-def located(exc: OSError, what: str) -> OSError:
-    """``exc`` if it is not a full disk or quota; else an OSError of the same errno that names the directory and
-    ``what`` was being written (``"the archive's private copy"``), so the operator knows which space to free or
-    where to point ``TMPDIR``."""
-    if exc.errno not in _FULL:
-        return exc
-    where = tempfile.gettempdir()
-    message = f"{exc.strerror} in the temporary directory {where} (TMPDIR) while writing {what}"
-    return OSError(exc.errno, message)
+@contextlib.contextmanager
+def writing(what: str) -> Iterator[None]:
+    """Around writes to a scratch file: an OSError of a full disk or quota raised inside becomes one of the same
+    errno that names the directory and ``what`` was being written (``"the archive's private copy"``), so the
+    operator knows which space to free or where to point ``TMPDIR``; any other error goes through unchanged."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _FULL:
+            raise
+        where = tempfile.gettempdir()
+        message = f"{exc.strerror} in the temporary directory {where} (TMPDIR) while writing {what}"
+        raise OSError(exc.errno, message) from exc

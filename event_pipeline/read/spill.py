@@ -1,15 +1,15 @@
 """Record bodies kept in a temporary file instead of Python objects, so memory follows the archive's
 structure (ids, references), not its text.
 
-A record's body is its fields and its ``extra`` (``NormRecord.values`` and ``.extra``): nine tenths of
-a normalised archive's memory (100 000 sessions and 50 000 speakers: ~330 MiB of dicts and strings in
-Python, ~185 MiB on disk). Each body is written as JSON (pickled where JSON cannot hold it exactly) to an
-anonymous temporary file as the record is read (``ModelNormaliser``), and read back where a stage needs
-it: the rows ``COPY`` writes, the few records a rare path looks at. What stays in memory per body: its
-end offset (8 bytes), its form (1 byte) and the SHA-1 of its content (20 bytes), from which the plan
-tells unchanged rows without reading the body. The same file keeps other objects needed only on a rare
-path: the raw values of a record's unresolved references, the archive shape's first object per
-reference target (``shape.FileShape``).
+A record's body is its fields and its ``extra`` (``NormRecord.values`` and ``.extra``): nine tenths of a
+normalised archive's memory (100 000 sessions and 50 000 speakers: ~330 MiB of dicts and strings in Python;
+the file is 215 MiB with the objects below). Each body is written as JSON (pickled where JSON cannot hold it
+exactly) to an anonymous temporary file as the record is read (``ModelNormaliser``), and read back where a
+stage needs it: the rows ``COPY`` writes, the few records a rare path looks at. What stays in memory per body:
+its end offset (8 bytes), its form (1 byte) and the SHA-1 of its content (20 bytes), from which the plan tells
+unchanged rows without reading the body. The same file keeps other objects needed only on a rare path: the raw
+values of a record's unresolved references, the archive shape's first object per reference target
+(``shape.FileShape``).
 
 The file is made by :func:`tempfile.TemporaryFile` (``TMPDIR``; unlinked at once, freed when closed or
 when the process ends). It is never pickled: a normalised archive pickled or needed in another
@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from event_pipeline.read.scratch import located, scratch_file
+from event_pipeline.read.scratch import scratch_file, writing
 
 DIGEST = hashlib.sha1().digest_size  # bytes of a body's digest
 _FLUSH = 1 << 20  # bytes of bodies gathered before one write
@@ -62,7 +62,7 @@ class BodySpill:
     ``add`` returns a body's number (``add_object`` numbers other objects alike); ``load`` gives a new
     copy of it each time (changing the copy changes nothing stored: store the change with ``add`` and use
     the new number); ``digest`` its :func:`body_digest`. Loads may come from several threads. Raises
-    ``OSError`` when the temporary file cannot be written (a full ``TMPDIR`` named: ``scratch.located``).
+    ``OSError`` when the temporary file cannot be written (a full ``TMPDIR`` named: ``scratch.writing``).
 
     A body is stored as the very JSON its digest is taken of, its time fields (``add``'s ``times``: the
     record's ``datetime`` fields, which JSON writes as ISO 8601 text) parsed back on loading; a body JSON
@@ -166,12 +166,11 @@ class BodySpill:
     def _flush(self) -> None:
         view = memoryview(self._pending)
         try:
-            while view:
-                done = os.pwrite(self._fd, view, self._written)
-                self._written += done
-                view = view[done:]
-        except OSError as exc:
-            raise located(exc, "the records' bodies") from exc
+            with writing("the records' bodies"):
+                while view:
+                    done = os.pwrite(self._fd, view, self._written)
+                    self._written += done
+                    view = view[done:]
         finally:
             view.release()
         self._pending = bytearray()
