@@ -73,7 +73,8 @@ def build_model_asset(spec: ModelSpec, previous: ModelSpec | None) -> dg.AssetsD
             {
                 "records": plan.count,
                 **plan.diff(),
-                "id_map_size": len(plan.id_map),
+                # An unchanged archive's plans carry no id map (``_unchanged_plan``): no size to chart for it.
+                **({} if validated.unchanged else {"id_map_size": len(plan.id_map)}),
                 "dagster/row_count": plan.count,
                 "warnings": len(warnings),
                 "warnings_table": describe.warnings_table(warnings),
