@@ -13,7 +13,6 @@ newer data.
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from event_pipeline.db import json_text
 from event_pipeline.model.catalog import LINKS, MODELS, Link, ModelSpec
 from event_pipeline.model.schema import LINK_TABLES, TABLES, events
 from event_pipeline.plan.diff import INSERT, UPDATE, ModelPlan
@@ -51,9 +51,8 @@ def _insert(conn: Connection, table: sa.Table, rows: Iterable[dict[str, Any]], n
 
 
 def _copy(conn: Connection, table: sa.Table, rows: Iterable[dict[str, Any]], fixed: dict[str, Any]) -> None:
-    """``COPY table FROM STDIN`` inside the caller's transaction. JSON columns are serialised here as
-    SQLAlchemy would; a key a row lacks is NULL, as in an INSERT that leaves it out."""
-    dumps = conn.dialect._json_serializer or json.dumps
+    """``COPY table FROM STDIN`` inside the caller's transaction. JSON columns are serialised here as the
+    engines do (:func:`~event_pipeline.db.json_text`); a key a row lacks is NULL, as in an INSERT that leaves it out."""
     columns = [c.name for c in table.columns]
     json_at = [i for i, c in enumerate(table.columns) if isinstance(c.type, sa.JSON) and c.name not in fixed]
     fixed_at = [(i, fixed[c]) for i, c in enumerate(columns) if c in fixed]
@@ -64,7 +63,7 @@ def _copy(conn: Connection, table: sa.Table, rows: Iterable[dict[str, Any]], fix
         driver = conn.connection.driver_connection
         assert driver is not None  # a live connection inside the import's transaction
         with driver.cursor() as cursor, cursor.copy(statement) as copy:
-            _write_rows(copy, rows, columns, fixed_at, json_at, dumps)
+            _write_rows(copy, rows, columns, fixed_at, json_at, json_text)
     except dbapi_error as exc:
         # The driver's own error, as SQLAlchemy would raise it (IntegrityError for a duplicate key...),
         # so callers handle COPY like any other statement.
