@@ -80,9 +80,7 @@ def get_engine(url: str, create_schema: bool = True) -> Engine:
         # then writes fails at once with "database is locked" when another
         # import holds the write lock. Emit BEGIN IMMEDIATE ourselves, so a
         # second import waits (up to the timeout) and then goes on.
-        engine = sa.create_engine(
-            url, connect_args={"timeout": 60, "isolation_level": None}, json_serializer=json_text
-        )
+        engine = sa.create_engine(url, connect_args={"timeout": 60, "isolation_level": None}, json_serializer=json_text)
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # noqa: ANN001
