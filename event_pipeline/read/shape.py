@@ -42,6 +42,8 @@ from collections.abc import Iterator
 from operator import is_
 from typing import Any
 
+import orjson
+
 from event_pipeline.read.spill import BodySpill, body_digest
 
 VERSION = 1
@@ -59,7 +61,7 @@ class FileShape:
         self.other_kinds: dict[str, dict[str, str]] = {}  # per key, the records whose value has another type
         self.layouts: dict[tuple, list[str]] = {}  # a record's keys in order -> the records with them
         # Reference objects' members besides the id (``{"id": 5, "name": ..., "length": 0.3}``), which the
-        # import does not keep: per key, per target id, the first object's (the object for the first
+        # import does not keep: per key, per target id, the first object's (its JSON text for the first
         # ``IN_MEMORY`` targets, then its number in ``spill``; read with :meth:`first_objects`); a record
         # whose object for that target differs keeps its own under ``inline_records``. Spilled because
         # there is one per target: a speaker's and a track's ``sessions`` objects held 110 MiB of 100 000
@@ -127,10 +129,13 @@ class FileShape:
         if first is None:
             self._members(key, value)
             # The id's place, not its value, is what the shape keeps of it (see :func:`_without_id`). The
-            # objects of the first IN_MEMORY targets stay objects: a model with few records (a session's
-            # track) is compared the most often, and its few objects cost no memory worth saving.
-            spill = self.spill if len(by_target) >= IN_MEMORY else None
-            by_target[target_id] = value if spill is None else spill.add(value, {})
+            # objects of the first IN_MEMORY targets stay in memory as their JSON text: a model with few
+            # records (a session's track) is compared the most often, and its few objects cost no memory
+            # worth saving.
+            if len(by_target) < IN_MEMORY or self.spill is None:
+                by_target[target_id] = _json_text(value)
+            else:
+                by_target[target_id] = self.spill.add(value, {})
             return
         if self._same(first, value):
             return  # the object the first record gave (the common case): its members and types are known
@@ -153,9 +158,17 @@ class FileShape:
             yield target_id, self._load(first)
 
     def _same(self, first: Any, value: dict) -> bool:
-        """Whether ``value`` is the first object, member for member, in order, type for type (``==`` takes
-        ``1``, ``1.0`` and ``true`` for one value); a spilled one by its digest, which tells them apart."""
-        if type(first) is dict:
+        """Whether ``value`` is the first object, member for member, in order, type for type: the same JSON
+        text (``1``, ``1.0`` and ``true`` differ); a spilled one by the digest of that text. An object
+        orjson refuses (an integer beyond 64 bits) is kept as is and compared with ``==``, key order and
+        member types."""
+        kind = type(first)
+        if kind is bytes:
+            try:
+                return orjson.dumps(value) == first
+            except (TypeError, orjson.JSONEncodeError):
+                return False
+        if kind is dict:
             return (
                 first == value
                 and tuple(first) == tuple(value)
@@ -165,7 +178,10 @@ class FileShape:
         return body_digest(value, {}) == self.spill.digest(first)
 
     def _load(self, first: Any) -> dict:
-        if type(first) is dict:
+        kind = type(first)
+        if kind is bytes:
+            return orjson.loads(first)
+        if kind is dict:
             return first
         assert self.spill is not None
         return self.spill.load(first)[0]
@@ -192,6 +208,15 @@ class FileShape:
             "inline": {k: {t: _without_id(m) for t, m in by_target.items()} for k, by_target in inline.items()},
             "inline_records": self.inline_records,
         }
+
+
+def _json_text(value: dict) -> bytes | dict:
+    """An object as the shape keeps one in memory: its JSON text (orjson's), or the object itself if orjson
+    refuses it."""
+    try:
+        return orjson.dumps(value)
+    except (TypeError, orjson.JSONEncodeError):
+        return value
 
 
 def _without_id(members: dict) -> dict:

@@ -173,15 +173,27 @@ def test_the_first_object_given_for_each_reference_target_is_spilled_and_the_sha
         "length": ["float"],
     }
     # the speakers file alone: the first object of sessions 1, 2 and 3, beyond the first in_memory ones, went
-    # to the spill (their numbers kept)
+    # to the spill (their numbers kept); the others are kept as their JSON text
     spill = BodySpill()
     file_shape = FileShape("speakers", spill)
     for speaker in speakers:
         file_shape.see(speaker, str(speaker["id"]))
     spilled = max(0, 3 - in_memory)
     kinds = [type(first) for first in file_shape.inline["sessions"].values()]
-    assert len(spill) == spilled and kinds == [dict] * (3 - spilled) + [int] * spilled
+    assert len(spill) == spilled and kinds == [bytes] * (3 - spilled) + [int] * spilled
     assert dict(file_shape.first_objects("sessions")) == {"1": listed[1][0], "2": listed[1][1], "3": listed[7][0]}
+
+
+def test_an_object_orjson_refuses_is_compared_as_an_object():
+    """An integer beyond 64 bits: the first object is kept as is; an equal one adds nothing, another is the
+    record's own."""
+    big = 2**70
+    file_shape = FileShape("speakers", BodySpill())
+    for speaker_id, n in ((1, big), (2, big), (3, big + 1)):
+        file_shape.see({"id": speaker_id, "sessions": [{"id": 7, "n": n}]}, str(speaker_id))
+    assert file_shape.inline["sessions"] == {"7": {"id": 7, "n": big}}
+    assert dict(file_shape.first_objects("sessions")) == {"7": {"id": 7, "n": big}}
+    assert file_shape.inline_records == {"sessions": {"3": {"7": {"id": None, "n": big + 1}}}}
 
 
 @pytest.mark.parametrize("what", ["bodies", "copy"])
