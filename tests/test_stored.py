@@ -1,0 +1,37 @@
+"""The SQL the asset checks run (publish/stored.py): what an imported event holds, and rows pointing into
+another event, found on both backends in a database holding two events."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+from conftest import import_archive, rows, sample
+
+from event_pipeline.db import get_engine
+from event_pipeline.publish.stored import foreign_rows, stored_counts
+
+
+def test_rows_pointing_into_another_event_are_counted_from_either_side(db_url):
+    code, first = import_archive(sample("OTS16"), db_url, "--key", "first")
+    assert code == 0, first
+    code, second = import_archive(sample("FOSSASIASummit2016"), db_url, "--key", "second")
+    assert code == 0, second
+    a, b = first["result"]["id"], second["result"]["id"]
+    with zipfile.ZipFile(sample("OTS16")) as archive:
+        sessions = len(json.loads(archive.read("sessions")))
+    with get_engine(db_url).connect() as conn:
+        assert stored_counts(conn, a)["sessions"] == sessions  # the archive's own count, not the database's
+        assert set(foreign_rows(conn, a).values()) == set(foreign_rows(conn, b).values()) == {0}
+
+    # One of a's sessions gets b's first track and is linked to b's first speaker.
+    [(session,)] = rows(db_url, "select min(id) from sessions where event_id = :e", e=a)
+    [(track,)] = rows(db_url, "select min(id) from tracks where event_id = :e", e=b)
+    [(speaker,)] = rows(db_url, "select min(id) from speakers where event_id = :e", e=b)
+    with get_engine(db_url).begin() as conn:
+        conn.exec_driver_sql(f"update sessions set track_id = {track} where id = {session}")
+        conn.exec_driver_sql(f"insert into session_speakers (session_id, speaker_id) values ({session}, {speaker})")
+    with get_engine(db_url).connect() as conn:
+        in_a, in_b = foreign_rows(conn, a), foreign_rows(conn, b)
+    assert {k: n for k, n in in_a.items() if n} == {"sessions.track_id": 1, "session_speakers": 1}
+    assert {k: n for k, n in in_b.items() if n} == {"session_speakers": 1}  # seen from the speaker's event too
