@@ -39,7 +39,7 @@ class ModelPlan:
 
     model: str
     event_id: int
-    id_map: dict[str, int]  # source id -> database id (the first record with that id)
+    id_map: dict[str, int]  # source id -> database id (the first record with that id); empty for an unchanged archive
     created: int = 0
     updated: int = 0
     delete_ids: list[int] = field(default_factory=list)
