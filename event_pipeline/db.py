@@ -30,7 +30,7 @@ def json_text(value: Any) -> str:
 
     Every engine of :func:`get_engine` and the ``COPY`` of ``publish/write.py`` serialise with it, so both
     backends store the same text. The two give the same values back (``json.loads``); orjson would write
-    NaN as ``null``, but no stored value holds one (the parser's hooks screen them out, ``read/storable.py``).
+    NaN as ``null``, but no stored value holds one (the parser's hooks screen them out, ``read/data_files.py``).
     orjson was ~1 s of the ``COPY`` of 100 000 sessions' ``extra`` (``json.dumps`` 1.4 s under cProfile)."""
     try:
         return orjson.dumps(value).decode()
