@@ -17,7 +17,7 @@ from event_pipeline.importer.validating import ValidatedArchive
 from event_pipeline.model.catalog import ModelSpec, upstream
 from event_pipeline.model.schema import events
 from event_pipeline.plan.diff import Amend, ModelPlan, event_target, planned_rows
-from event_pipeline.publish import import_log, result
+from event_pipeline.publish import import_log, result, statistics
 from event_pipeline.publish.write import ConcurrentImport, publish
 
 if TYPE_CHECKING:
@@ -67,6 +67,7 @@ def publish_step(
             if media is not None:
                 media.after_commit(engine)
                 outcome["media"] = media.summary()
+            statistics.refresh(engine, plans)  # what the checks and the next import plan their reads with
             return outcome
         raise AssertionError("unreachable")
     finally:
