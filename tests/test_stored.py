@@ -5,12 +5,16 @@ statistics refreshed after a large import."""
 from __future__ import annotations
 
 import json
+import logging
 import zipfile
 
 import pytest
 from conftest import import_archive, rows, sample
 
 from event_pipeline.db import get_engine
+from event_pipeline.model.catalog import MODELS
+from event_pipeline.plan.diff import ModelPlan
+from event_pipeline.publish.statistics import refresh
 from event_pipeline.publish.stored import foreign_rows, stored_counts
 
 
@@ -55,3 +59,19 @@ def test_the_tables_an_import_changed_much_are_analysed_after_it(db_url):
     code, again = import_archive(sample("OTS16"), db_url)  # unchanged: nothing written, nothing analysed
     assert code == 0 and again["unchanged_archive"] is True
     assert dict(rows(db_url, query)) == analysed
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_table_locked_elsewhere_is_left_to_autovacuum(db_url, caplog):
+    """Another session's VACUUM holds the lock ANALYZE needs: the refresh gives up after its lock timeout,
+    says so in the log and raises nothing (the import has committed)."""
+    engine = get_engine(db_url)
+    plans = {spec.name: ModelPlan(spec.name, 1, {}) for spec in MODELS}
+    plans["sessions"].created = 1_000
+    with engine.connect() as other:
+        other.exec_driver_sql("LOCK TABLE sessions IN SHARE UPDATE EXCLUSIVE MODE")  # the lock a VACUUM holds
+        with caplog.at_level(logging.WARNING, logger="event_pipeline.publish.statistics"):
+            assert refresh(engine, plans) == []
+        other.rollback()
+    assert "statistics of sessions not refreshed" in caplog.text and "lock timeout" in caplog.text
+    assert refresh(engine, plans) == ["sessions"]  # once the lock is free

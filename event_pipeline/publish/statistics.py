@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 THRESHOLD = 50  # PostgreSQL's autovacuum_analyze_threshold default
 SCALE_FACTOR = 0.1  # PostgreSQL's autovacuum_analyze_scale_factor default
+LOCK_TIMEOUT_MS = 2_000  # how long an ANALYZE waits for its table's lock before it is left to autovacuum
 
 
 def changed_rows(plans: dict[str, ModelPlan]) -> dict[str, int]:
@@ -45,8 +46,9 @@ def refresh(engine: Engine, plans: dict[str, ModelPlan]) -> list[str]:
     """ANALYZE (in its key columns) each table the committed import of ``plans`` changed beyond the threshold;
     returns the tables analysed. PostgreSQL only (SQLite plans these queries well without statistics).
 
-    Best effort, after the commit: an error (a lock not granted, a role without the right) is logged and
-    leaves the statistics to autovacuum; it never fails an import that has committed."""
+    Best effort, after the commit: an error (the table's lock not granted within ``LOCK_TIMEOUT_MS``) is
+    logged and leaves the statistics to autovacuum (a role that does not own the table gets PostgreSQL's
+    warning, not an error); it never fails an import that has committed."""
     if engine.dialect.name != "postgresql":
         return []
     changed = {table: n for table, n in changed_rows(plans).items() if n > THRESHOLD}
@@ -65,6 +67,8 @@ def refresh(engine: Engine, plans: dict[str, ModelPlan]) -> list[str]:
                 if n <= THRESHOLD + SCALE_FACTOR * max(known.get(table, 0), 0):  # -1: never analysed
                     continue
                 columns = ", ".join(f'"{c}"' for c in _key_columns(table))
+                # Never queued for long behind another session's VACUUM or ANALYZE of the table: skipped instead.
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'")
                 conn.exec_driver_sql(f'ANALYZE "{table}" ({columns})')
                 conn.commit()
                 analysed.append(table)
