@@ -33,9 +33,7 @@ LOCK_TIMEOUT_MS = 2_000  # how long an ANALYZE waits for its table's lock before
 
 def changed_rows(plans: dict[str, ModelPlan]) -> dict[str, int]:
     """Rows each table gained, lost or rewrote in the import of ``plans``: ``{table: rows}``."""
-    changed = {spec.table: plans[spec.name].created + plans[spec.name].updated for spec in MODELS}
-    for spec in MODELS:
-        changed[spec.table] += len(plans[spec.name].delete_ids)
+    changed = {spec.table: (p := plans[spec.name]).created + p.updated + len(p.delete_ids) for spec in MODELS}
     for link in LINKS:
         plan = plans[link.owner]
         changed[link.table] = len(plan.links_add) + len(plan.links_remove)
@@ -73,15 +71,17 @@ def refresh(engine: Engine, plans: dict[str, ModelPlan]) -> list[str]:
                 conn.commit()
                 analysed.append(table)
     except sa.exc.SQLAlchemyError as exc:
-        log.warning("statistics of %s not refreshed (autovacuum will): %s", ", ".join(changed), exc)
+        left = ", ".join(t for t in changed if t not in analysed)
+        log.warning("statistics of %s not refreshed (autovacuum will): %s", left, exc)
     return analysed
 
 
 def _key_columns(table: str) -> list[str]:
+    """The columns the project's queries filter and join ``table`` on."""
     if table in LINK_TABLES:
         return [c.name for c in LINK_TABLES[table].columns]
-    columns = TABLES_BY_NAME[table].columns
+    columns = _BY_TABLE[table].columns
     return [name for name in ("id", "event_id") if name in columns]
 
 
-TABLES_BY_NAME = {t.name: t for t in TABLES.values()}
+_BY_TABLE = {t.name: t for t in TABLES.values()}  # TABLES is by model name; plans count by table name
