@@ -307,6 +307,12 @@ def current_links(engine: Engine, link: Link, event_id: int) -> set[tuple[int, i
         return {(a, b) for a, b in conn.execute(query)}
 
 
+def count_rows(conn: Connection, spec: ModelSpec, event_id: int) -> int:
+    """How many rows of ``spec``'s table the event has."""
+    owner = TABLES[spec.name].c[spec.owner_column]
+    return conn.execute(sa.select(sa.func.count()).where(owner == event_id)).scalar_one()
+
+
 def count_links(conn: Connection, link: Link, event_id: int) -> int:
     """How many rows of ``link`` the event has."""
     return conn.execute(_event_links(link, [sa.func.count()], event_id)).scalar_one()

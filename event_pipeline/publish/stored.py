@@ -7,7 +7,7 @@ from sqlalchemy.engine import Connection
 
 from event_pipeline.model.catalog import LINKS, MODELS
 from event_pipeline.model.schema import LINK_TABLES, TABLES
-from event_pipeline.plan.diff import count_links
+from event_pipeline.plan.diff import count_links, count_rows
 
 
 def foreign_rows(conn: Connection, event_id: int) -> dict[str, int]:
@@ -45,10 +45,7 @@ def foreign_rows(conn: Connection, event_id: int) -> dict[str, int]:
 
 def stored_counts(conn: Connection, event_id: int) -> dict[str, int]:
     """Rows of the event in every table, as the result JSON counts them: ``{table: rows}``."""
-    counts = {}
-    for spec in MODELS:
-        owner = TABLES[spec.name].c[spec.owner_column]
-        counts[spec.table] = conn.execute(sa.select(sa.func.count()).where(owner == event_id)).scalar_one()
+    counts = {spec.table: count_rows(conn, spec, event_id) for spec in MODELS}
     for link in LINKS:
         counts[link.table] = count_links(conn, link, event_id)
     return counts
