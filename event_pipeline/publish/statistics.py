@@ -31,12 +31,12 @@ SCALE_FACTOR = 0.1  # PostgreSQL's autovacuum_analyze_scale_factor default
 LOCK_TIMEOUT_MS = 2_000  # how long an ANALYZE waits for its table's lock before it is left to autovacuum
 
 
-def changed_rows(plans: dict[str, ModelPlan]) -> dict[str, int]:
+def changed_rows(plans: dict[str, ModelPlan]) -> dict[sa.Table, int]:
     """Rows each table gained, lost or rewrote in the import of ``plans``: ``{table: rows}``."""
-    changed = {spec.table: (p := plans[spec.name]).created + p.updated + len(p.delete_ids) for spec in MODELS}
+    changed = {TABLES[spec.name]: (p := plans[spec.name]).created + p.updated + len(p.delete_ids) for spec in MODELS}
     for link in LINKS:
         plan = plans[link.owner]
-        changed[link.table] = len(plan.links_add) + len(plan.links_remove)
+        changed[LINK_TABLES[link.table]] = len(plan.links_add) + len(plan.links_remove)
     return changed
 
 
@@ -58,30 +58,26 @@ def refresh(engine: Engine, plans: dict[str, ModelPlan]) -> list[str]:
             known: dict[str, float] = dict(
                 conn.execute(
                     sa.text("SELECT relname, reltuples FROM pg_class WHERE oid = ANY(CAST(:oids AS regclass[]))"),
-                    {"oids": sorted(changed)},
+                    {"oids": sorted(table.name for table in changed)},
                 ).all()
             )
             for table, n in changed.items():
-                if n <= THRESHOLD + SCALE_FACTOR * max(known.get(table, 0), 0):  # -1: never analysed
+                if n <= THRESHOLD + SCALE_FACTOR * max(known.get(table.name, 0), 0):  # -1: never analysed
                     continue
                 columns = ", ".join(f'"{c}"' for c in _key_columns(table))
                 # Never queued for long behind another session's VACUUM or ANALYZE of the table: skipped instead.
                 conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'")
-                conn.exec_driver_sql(f'ANALYZE "{table}" ({columns})')
+                conn.exec_driver_sql(f'ANALYZE "{table.name}" ({columns})')
                 conn.commit()
-                analysed.append(table)
+                analysed.append(table.name)
     except sa.exc.SQLAlchemyError as exc:
-        left = ", ".join(t for t in changed if t not in analysed)
+        left = ", ".join(t.name for t in changed if t.name not in analysed)
         log.warning("statistics of %s not refreshed (autovacuum will): %s", left, exc)
     return analysed
 
 
-def _key_columns(table: str) -> list[str]:
+def _key_columns(table: sa.Table) -> list[str]:
     """The columns the project's queries filter and join ``table`` on."""
-    if table in LINK_TABLES:
-        return [c.name for c in LINK_TABLES[table].columns]
-    columns = _BY_TABLE[table].columns
-    return [name for name in ("id", "event_id") if name in columns]
-
-
-_BY_TABLE = {t.name: t for t in TABLES.values()}  # TABLES is by model name; plans count by table name
+    if table.name in LINK_TABLES:
+        return list(table.columns.keys())
+    return [name for name in ("id", "event_id") if name in table.columns]
