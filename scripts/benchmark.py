@@ -21,10 +21,12 @@ default), all in one run:
 2. The **fixed cost**: a 10-session archive through the CLI into a fresh
    database (``startup_fresh``), interleaved with ``python -c "import
    dagster"`` (``import_dagster``) and ``python -c "import
-   event_pipeline.definitions"`` (``import_definitions``) on the same
+   event_pipeline.import_definitions"`` (``import_definitions``, the
+   definitions the CLI loads) on the same
    interpreter, each through the same launcher; the ratio of the medians is
    the figure, and the Dagster run's own time (run storage) says where the
-   rest goes.
+   rest goes. Beside them, ``dagster_one_step``: the least a Dagster-run
+   import costs, a one-asset job writing one row (``ONE_STEP_JOB``).
 3. ``project``: ``python -m event_pipeline.cli import`` as a subprocess into
    a fresh database: wall time, peak RSS of that very process
    (``os.wait4``), the Dagster run's duration and per-step times (from the
@@ -611,6 +613,35 @@ with open(out, "w") as fh:
                "rss_kib": usage.ru_maxrss, "exit": os.waitstatus_to_exitcode(status),
                "killed_at_rss_kib": killed[0] if killed else None}, fh)
 """
+# The least a Dagster-run import costs here, beside the fixed cost: one partitioned asset that writes
+# one row in one transaction, run in process on the benchmark's Dagster home with the CLI's start-up
+# measures (collector off, Dagster's SQLite files held open, exit without tearing the heap down).
+ONE_STEP_JOB = """
+import gc, os, sys
+gc.disable()
+from pathlib import Path
+import dagster as dg
+import sqlalchemy as sa
+from event_pipeline.cli import sqlite_storage
+
+keys = dg.DynamicPartitionsDefinition(name="bench_one_step")
+
+@dg.asset(partitions_def=keys)
+def one_step(context: dg.AssetExecutionContext) -> None:
+    with sa.create_engine(os.environ["BENCH_URL"]).begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS one_step (k text)")
+        conn.execute(sa.text("INSERT INTO one_step VALUES (:k)"), {"k": context.partition_key})
+
+one_step_job = dg.define_asset_job("one_step_job", executor_def=dg.in_process_executor)
+job = dg.Definitions(assets=[one_step], jobs=[one_step_job]).resolve_job_def("one_step_job")
+key = os.environ["BENCH_KEY"]
+with sqlite_storage.kept_open(Path(os.environ["DAGSTER_HOME"])):
+    instance = dg.DagsterInstance.get()
+    instance.add_dynamic_partitions("bench_one_step", [key])
+    ok = job.execute_in_process(instance=instance, partition_key=key).success
+sys.stdout.flush()
+os._exit(0 if ok else 1)
+"""
 MAX_RSS_KIB = 0  # --max-rss-mib, in KiB; 0: no limit
 # The importer's size limits (read/limits.py) raised past what the largest archive holds: the sessions
 # file of 1M sessions is 1.6 GB of JSON, beyond the default 256 MiB per data file and 1 GiB per member.
@@ -738,7 +769,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     key = f"tiny-{backend}-{rep}"
                     record(backend, TINY, "startup_fresh", rep, project_import(db, tiny, key, env))
                     record(backend, TINY, "startup_unchanged", rep, project_import(db, tiny, key, env))
-                code = "import event_pipeline.definitions"
+                    one_step_env = {**env, "BENCH_URL": db.url, "BENCH_KEY": f"one-{backend}-{rep}"}
+                    record(backend, TINY, "dagster_one_step", rep, time_python(ONE_STEP_JOB, one_step_env))
+                code = "import event_pipeline.import_definitions"
                 record(backend, TINY, "import_definitions", rep, time_python(code, env))
             for n in sizes:
                 plain, edited = archives[n]
@@ -804,6 +837,7 @@ def extrapolate_row_by_row(
 
 
 APPROACHES = (
+    "dagster_one_step",
     "floor",
     "import_dagster",
     "import_definitions",
@@ -891,6 +925,7 @@ def headline(summary: dict[str, Any]) -> dict[str, Any]:
     fixed, dagster = sec(tiny, "startup_fresh"), sec(tiny, "import_dagster")
     definitions, fixed_run = sec(tiny, "import_definitions"), sec(tiny, "startup_fresh", "run_seconds")
     steps = (tiny.get("startup_fresh") or {}).get("steps") or {}
+    one_step = sec(tiny, "dagster_one_step")
     out: dict[str, Any] = {
         "fixed": {
             "seconds": fixed,
@@ -909,6 +944,8 @@ def headline(summary: dict[str, Any]) -> dict[str, Any]:
                 "steps": len(steps),
                 "rest": fixed - definitions - fixed_run if fixed and definitions and fixed_run else None,
             },
+            "one_step_job_seconds": one_step,
+            "one_step_job_over_import_dagster": one_step / dagster if one_step and dagster else None,
             "rss_mib": sec(tiny, "startup_fresh", "rss_mib"),
             "unchanged_seconds": sec(tiny, "startup_unchanged"),
         },
@@ -1050,9 +1087,17 @@ def markdown_headline(backend: str, h: dict[str, Any]) -> list[str]:
         lines.append(
             f"\nWhere the fixed cost ({num(fixed['seconds'])} s) goes: interpreter start-up and `import dagster` "
             f"{num(split['import_dagster'])} s; the project's imports beyond Dagster "
-            f"(`import event_pipeline.definitions`) {num(split['import_definitions_beyond_dagster'])} s; "
-            f"the Dagster run {num(split['dagster_run'])} s{steps}; the rest (instance, schema check, run "
-            f"creation, result, exit) {num(split['rest'])} s."
+            f"(`import event_pipeline.import_definitions`, the import job's) "
+            f"{num(split['import_definitions_beyond_dagster'])} s; "
+            f"the Dagster run {num(split['dagster_run'])} s{steps}; "
+            f"the rest (Dagster's storage modules and instance, schema check, run creation, result, exit) "
+            f"{num(split['rest'])} s."
+        )
+    if fixed["one_step_job_seconds"]:
+        lines.append(
+            f"\nThe least a Dagster-run import costs here: a one-step job (one partitioned asset writing one row, "
+            f"in process, with the CLI's start-up measures) {num(fixed['one_step_job_seconds'])} s = "
+            f"{num(fixed['one_step_job_over_import_dagster'], '{:.1f}')}× `import dagster`."
         )
     built = [
         f"{spaced(int(n))}: {num(f['floor_build_rows_seconds'])} s"
