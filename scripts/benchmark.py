@@ -24,8 +24,10 @@ default), all in one run:
    the same launcher; the ratio of the medians is the figure. Where the rest
    goes: the import job's definitions imported as the CLI imports them
    (``import_definitions``: collector off, no interpreter teardown), and the
-   Dagster run's own time (run storage). Beside them, ``dagster_one_step``: the least a Dagster-run
-   import costs, a one-asset job writing one row (``ONE_STEP_JOB``).
+   Dagster run's own time (run storage). Beside them, what the least
+   Dagster-run import costs (``DAGSTER_CHAIN``): one asset writing one row
+   (``dagster_one_step``), and a chain of as many empty steps as the import
+   job has (``dagster_chain``).
 3. ``project``: ``python -m event_pipeline.cli import`` as a subprocess into
    a fresh database: wall time, peak RSS of that very process
    (``os.wait4``), the Dagster run's duration and per-step times (from the
@@ -612,10 +614,12 @@ with open(out, "w") as fh:
                "rss_kib": usage.ru_maxrss, "exit": os.waitstatus_to_exitcode(status),
                "killed_at_rss_kib": killed[0] if killed else None}, fh)
 """
-# The least a Dagster-run import costs here, beside the fixed cost: one partitioned asset that writes
-# one row in one transaction, run in process on the benchmark's Dagster home with the CLI's start-up
-# measures (collector off, Dagster's SQLite files held open, exit without tearing the heap down).
-ONE_STEP_JOB = """
+# The least a Dagster-run import costs here, beside the fixed cost: a chain of STEPS partitioned assets
+# (each depending on the one before, as the import's steps do) whose last writes one row in one
+# transaction, run in process on the benchmark's Dagster home with the CLI's start-up measures (collector
+# off, Dagster's SQLite files held open, exit without tearing the heap down). With one step: Dagster's
+# floor; with the import job's step count: the same shape with nothing done in its steps.
+DAGSTER_CHAIN = """
 import gc, os, sys
 gc.disable()
 from pathlib import Path
@@ -623,20 +627,24 @@ import dagster as dg
 import sqlalchemy as sa
 from event_pipeline.cli import sqlite_storage
 
-keys = dg.DynamicPartitionsDefinition(name="bench_one_step")
+steps = int(os.environ["BENCH_STEPS"])
+keys = dg.DynamicPartitionsDefinition(name="bench_chain")
 
-@dg.asset(partitions_def=keys)
-def one_step(context: dg.AssetExecutionContext) -> None:
-    with sa.create_engine(os.environ["BENCH_URL"]).begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS one_step (k text)")
-        conn.execute(sa.text("INSERT INTO one_step VALUES (:k)"), {"k": context.partition_key})
+def step(i):
+    @dg.asset(name=f"step_{i}", partitions_def=keys, deps=[f"step_{i - 1}"] if i else [])
+    def _step(context: dg.AssetExecutionContext) -> None:
+        if i == steps - 1:
+            with sa.create_engine(os.environ["BENCH_URL"]).begin() as conn:
+                conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS bench_chain (k text)")
+                conn.execute(sa.text("INSERT INTO bench_chain VALUES (:k)"), {"k": context.partition_key})
+    return _step
 
-one_step_job = dg.define_asset_job("one_step_job", executor_def=dg.in_process_executor)
-job = dg.Definitions(assets=[one_step], jobs=[one_step_job]).resolve_job_def("one_step_job")
+chain = dg.define_asset_job("chain", executor_def=dg.in_process_executor)
+job = dg.Definitions(assets=[step(i) for i in range(steps)], jobs=[chain]).resolve_job_def("chain")
 key = os.environ["BENCH_KEY"]
 with sqlite_storage.kept_open(Path(os.environ["DAGSTER_HOME"])):
     instance = dg.DagsterInstance.get()
-    instance.add_dynamic_partitions("bench_one_step", [key])
+    instance.add_dynamic_partitions("bench_chain", [key])
     ok = job.execute_in_process(instance=instance, partition_key=key).success
 sys.stdout.flush()
 os._exit(0 if ok else 1)
@@ -766,10 +774,16 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 record(backend, TINY, "import_dagster", rep, time_python("import dagster", env))
                 with Database(backend, f"bench_{tag}_tiny", workdir) as db:
                     key = f"tiny-{backend}-{rep}"
-                    record(backend, TINY, "startup_fresh", rep, project_import(db, tiny, key, env))
+                    fresh = project_import(db, tiny, key, env)
+                    record(backend, TINY, "startup_fresh", rep, fresh)
                     record(backend, TINY, "startup_unchanged", rep, project_import(db, tiny, key, env))
-                    one_step_env = {**env, "BENCH_URL": db.url, "BENCH_KEY": f"one-{backend}-{rep}"}
-                    record(backend, TINY, "dagster_one_step", rep, time_python(ONE_STEP_JOB, one_step_env))
+                    # Dagster's floor (one step), and the import job's shape with empty steps.
+                    for approach, steps in (("dagster_one_step", 1), ("dagster_chain", len(fresh.get("steps") or {}))):
+                        if steps:
+                            chain_env = {**env, "BENCH_URL": db.url, "BENCH_STEPS": str(steps)}
+                            chain_env["BENCH_KEY"] = f"{approach}-{backend}-{rep}"
+                            outcome = {**time_python(DAGSTER_CHAIN, chain_env), "chain_steps": steps}
+                            record(backend, TINY, approach, rep, outcome)
                 # As the CLI imports them: the collector off, no teardown at the exit (os._exit). A plain
                 # `python -c "import event_pipeline.import_definitions"` took 1.3-1.4 s here, this 0.8 s.
                 code = "import gc; gc.disable(); import os, event_pipeline.import_definitions; os._exit(0)"
@@ -838,6 +852,7 @@ def extrapolate_row_by_row(
 
 
 APPROACHES = (
+    "dagster_chain",
     "dagster_one_step",
     "floor",
     "import_dagster",
@@ -926,7 +941,7 @@ def headline(summary: dict[str, Any]) -> dict[str, Any]:
     fixed, dagster = sec(tiny, "startup_fresh"), sec(tiny, "import_dagster")
     definitions, fixed_run = sec(tiny, "import_definitions"), sec(tiny, "startup_fresh", "run_seconds")
     steps = (tiny.get("startup_fresh") or {}).get("steps") or {}
-    one_step = sec(tiny, "dagster_one_step")
+    one_step, chain = sec(tiny, "dagster_one_step"), sec(tiny, "dagster_chain")
     out: dict[str, Any] = {
         "fixed": {
             "seconds": fixed,
@@ -946,6 +961,8 @@ def headline(summary: dict[str, Any]) -> dict[str, Any]:
             },
             "one_step_job_seconds": one_step,
             "one_step_job_over_import_dagster": one_step / dagster if one_step and dagster else None,
+            "empty_chain_seconds": chain,
+            "empty_chain_over_import_dagster": chain / dagster if chain and dagster else None,
             "rss_mib": sec(tiny, "startup_fresh", "rss_mib"),
             "unchanged_seconds": sec(tiny, "startup_unchanged"),
         },
@@ -1092,10 +1109,16 @@ def markdown_headline(backend: str, h: dict[str, Any]) -> list[str]:
             f"{num(split['rest'])} s."
         )
     if fixed["one_step_job_seconds"]:
+        chain = ""
+        if fixed["empty_chain_seconds"]:
+            chain = (
+                f"; a chain of as many steps as the import job's, with nothing done in them, "
+                f"{num(fixed['empty_chain_seconds'])} s = {num(fixed['empty_chain_over_import_dagster'], '{:.1f}')}×"
+            )
         lines.append(
-            f"\nThe least a Dagster-run import costs here: a one-step job (one partitioned asset writing one row, "
-            f"in process, with the CLI's start-up measures) {num(fixed['one_step_job_seconds'])} s = "
-            f"{num(fixed['one_step_job_over_import_dagster'], '{:.1f}')}× `import dagster`."
+            f"\nThe least a Dagster-run import costs here (in process, with the CLI's start-up measures): one "
+            f"partitioned asset writing one row {num(fixed['one_step_job_seconds'])} s = "
+            f"{num(fixed['one_step_job_over_import_dagster'], '{:.1f}')}× `import dagster`{chain}."
         )
     built = [
         f"{spaced(int(n))}: {num(f['floor_build_rows_seconds'])} s"
